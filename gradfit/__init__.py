@@ -1,0 +1,23 @@
+"""gradfit: deep networks trained the way the lecture "Deep Networks Learning" teaches it.
+
+numpy (BLAS) engine on ONE flat parameter buffer, hand-written forward/backward, exact
+optimizers, a Keras-compatible surface, data-parallel MPI training.
+
+    import gradfit
+    model = gradfit.Sequential([gradfit.Input(shape=(64,)),
+                                gradfit.Dense(128, activation="relu"),
+                                gradfit.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+"""
+from .backend import get_backend, set_backend, set_num_threads
+from .layers import Activation, Dense, Dropout, Input
+from .model import Sequential
+from .saving import CorruptFileError, load_model
+from .utils import set_random_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation", "CorruptFileError", "Dense", "Dropout", "Input", "Sequential",
+    "get_backend", "load_model", "set_backend", "set_num_threads", "set_random_seed",
+]

@@ -1,0 +1,165 @@
+"""Activation functions as forward/backward pairs, and the `Activation` layer.
+
+Each function works in place where it can: ``forward(z, out)`` writes a = f(z) into `out`
+(which may be `z` itself) and ``backward(a, da, out)`` writes dz = da * f'(z) into `out`
+(which may be `da`), using only the OUTPUT a: every derivative here is a function of the
+output, so a layer need not keep its pre-activation.
+
+Shapes: z, a, da, dz are (batch, units).
+"""
+from __future__ import annotations
+
+from ..backend import xp
+from ..utils import check_choice
+from .base import Layer
+
+
+class Linear:
+    name = "linear"
+
+    def forward(self, z, out):
+        if out is not z:
+            out[...] = z
+        return out
+
+    def backward(self, a, da, out):
+        if out is not da:
+            out[...] = da
+        return out
+
+
+class ReLU:
+    """a = max(z, 0); f'(z) = 1 where a > 0 else 0."""
+    name = "relu"
+
+    def forward(self, z, out):
+        return xp().maximum(z, 0, out=out)
+
+    def backward(self, a, da, out):
+        return xp().multiply(da, a > 0, out=out)
+
+
+class LeakyReLU:
+    """a = z if z > 0 else alpha z (alpha = 0.2, Keras's `leaky_relu` activation default)."""
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.2):
+        if not 0 <= negative_slope < 1:
+            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope!r}")
+        self.negative_slope = negative_slope
+
+    def forward(self, z, out):
+        x = xp()
+        return x.multiply(z, x.where(z > 0, 1.0, self.negative_slope).astype(z.dtype), out=out)
+
+    def backward(self, a, da, out):
+        x = xp()
+        return x.multiply(da, x.where(a > 0, 1.0, self.negative_slope).astype(da.dtype), out=out)
+
+
+class Sigmoid:
+    """a = 1 / (1 + exp(-z)), computed without overflow; f'(z) = a (1 - a)."""
+    name = "sigmoid"
+
+    def forward(self, z, out):
+        x = xp()
+        # exp(-|z|) never overflows; branch on the sign of z.
+        e = x.exp(-x.abs(z))
+        pos = z >= 0
+        x.divide(x.where(pos, 1.0, e).astype(z.dtype), 1.0 + e, out=out)
+        return out
+
+    def backward(self, a, da, out):
+        x = xp()
+        x.multiply(da, a * (1 - a), out=out)
+        return out
+
+
+class Tanh:
+    """a = tanh(z); f'(z) = 1 - a^2."""
+    name = "tanh"
+
+    def forward(self, z, out):
+        return xp().tanh(z, out=out)
+
+    def backward(self, a, da, out):
+        return xp().multiply(da, 1 - a * a, out=out)
+
+
+class Softmax:
+    """a_j = exp(z_j - max z) / sum_k exp(z_k - max z) over the last axis.
+
+    Backward: dz = a * (da - sum_j da_j a_j), the Jacobian-vector product of softmax.
+    """
+    name = "softmax"
+
+    def forward(self, z, out):
+        x = xp()
+        x.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        x.exp(out, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def backward(self, a, da, out):
+        x = xp()
+        s = (da * a).sum(axis=1, keepdims=True)
+        x.subtract(da, s, out=out)
+        out *= a
+        return out
+
+
+ACTIVATIONS = {
+    "linear": Linear,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+}
+
+
+def get(name):
+    """The activation object for `name` (None means linear)."""
+    if name is None:
+        name = "linear"
+    if not isinstance(name, str):
+        if hasattr(name, "forward") and hasattr(name, "backward"):
+            return name
+        raise TypeError(f"activation must be a name or an activation object, got {name!r}")
+    check_choice("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]()
+
+
+class Activation(Layer):
+    """A layer applying an activation function: ``Activation("relu")``.
+
+    Forward: (B, n) -> (B, n). Backward: dz = da * f'(z) from the kept output a.
+    """
+
+    def __init__(self, activation, name=None):
+        super().__init__(name)
+        self.activation = get(activation)
+
+    def build(self, input_dim):
+        return super().build(input_dim) or input_dim
+
+    def forward(self, x, training=False):
+        self._x = x
+        self._a = self.activation.forward(x, self._buffer("a", x.shape))
+        return self._a
+
+    def backward(self, dy, skip_activation=False):
+        if skip_activation:
+            return dy
+        return self.activation.backward(self._a, dy, self._buffer("dx", dy.shape))
+
+    @property
+    def logits(self):
+        return self._x
+
+    def get_config(self):
+        return {"activation": self.activation.name, "name": self.name}
+
+
+def ReLULayer(name=None):
+    return Activation("relu", name=name)

@@ -1,0 +1,120 @@
+"""The fully connected layer: z = x W + b, a = f(z)."""
+from __future__ import annotations
+
+from .. import initializers
+from ..backend import xp
+from ..utils import check_positive_int
+from . import activations
+from .base import Layer
+
+
+class Dense(Layer):
+    """``Dense(units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+    bias_initializer="zeros", input_shape=None)``, as in Keras.
+
+    Forward, for x of shape (B, n_in), kernel W (n_in, units), bias b (units,)::
+
+        z = x W + b          (B, units)
+        a = f(z)             (B, units), computed in place over z
+
+    Backward, given da = dL/da (B, units)::
+
+        dz = da * f'(z)      (in place over da; skipped when the loss is fused with f)
+        dW = x^T dz          (n_in, units), written straight into the flat gradient buffer
+        db = sum_batch dz    (units,)
+        dx = dz W^T          (B, n_in), only when a layer before needs it
+
+    When the model fuses this layer's softmax/sigmoid with the loss (`keep_logits`), z is kept
+    in its own buffer (``self.logits``) and the loss hands back dz directly.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 input_shape=None, input_dim=None, name=None):
+        super().__init__(name)
+        self.units = check_positive_int("units", units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer)
+        initializers.get(bias_initializer)
+        self.declared_input_dim = _input_dim(input_shape, input_dim)
+        self.keep_logits = False
+
+    def build(self, input_dim):
+        self.input_dim = input_dim
+        self.output_dim = self.units
+        return self.units
+
+    def param_shapes(self):
+        shapes = [("kernel", (self.input_dim, self.units))]
+        if self.use_bias:
+            shapes.append(("bias", (self.units,)))
+        return shapes
+
+    def initial_values(self, rng):
+        init = {"kernel": initializers.get(self.kernel_initializer)((self.input_dim, self.units), rng)}
+        if self.use_bias:
+            init["bias"] = initializers.get(self.bias_initializer)((self.units,), rng)
+        return init
+
+    def bind(self, params, grads):
+        super().bind(params, grads)
+        self.kernel, self.kernel_grad = params["kernel"], grads["kernel"]
+        self.bias = params.get("bias")
+        self.bias_grad = grads.get("bias")
+
+    def forward(self, x, training=False):
+        x_ = xp()
+        B = x.shape[0]
+        self._x = x
+        z = self._buffer("z", (B, self.units))
+        x_.matmul(x, self.kernel, out=z)
+        if self.use_bias:
+            z += self.bias
+        a = self._buffer("a", (B, self.units)) if self.keep_logits else z
+        self._a = self.activation.forward(z, a)
+        self.logits = z
+        return self._a
+
+    def backward(self, dy, skip_activation=False):
+        x_ = xp()
+        dz = dy if skip_activation else self.activation.backward(self._a, dy, dy)
+        self._dz = dz
+        x_.matmul(self._x.T, dz, out=self.kernel_grad)
+        if self.use_bias:
+            dz.sum(axis=0, out=self.bias_grad)
+        if not self.needs_input_grad:
+            return None
+        dx = self._buffer("dx", (dz.shape[0], self.input_dim))
+        return x_.matmul(dz, self.kernel.T, out=dx)
+
+    def io(self):
+        """(input x, gradient w.r.t. pre-activation dz) of the last forward/backward pair."""
+        return self._x, self._dz
+
+    def get_config(self):
+        return {
+            "units": self.units,
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "input_dim": self.declared_input_dim,
+            "name": self.name,
+        }
+
+
+def _input_dim(input_shape, input_dim):
+    if input_shape is not None:
+        shape = tuple(input_shape)
+        if len(shape) != 1:
+            raise ValueError(
+                f"input_shape must be a 1-tuple like (784,) for Dense networks, got {input_shape!r}; "
+                "flatten images first (x.reshape(len(x), -1))"
+            )
+        return check_positive_int("input_shape[0]", shape[0])
+    if input_dim is not None:
+        return check_positive_int("input_dim", input_dim)
+    return None

@@ -1,0 +1,263 @@
+"""Losses as value + gradient pairs.
+
+**The batch-mean convention, stated once.** For a batch of B examples the loss is
+
+    L = (1 / denom) * sum_i l_i,     denom = B by default,
+
+where l_i is the loss of example i; for `mse`, `mae` and `binary_crossentropy` l_i is the
+mean over the output units (as Keras). Every gradient here is dL/d(prediction) of that mean.
+In data-parallel training each rank passes ``denom = global batch size``, so that the
+Allreduce SUM of the rank gradients is exactly the gradient of the global batch mean.
+
+**Fused pairs.** When the model's output activation is softmax (with categorical or sparse
+categorical cross-entropy) or sigmoid (with binary cross-entropy), the model calls
+``value_and_grad_from_logits`` instead: the loss is computed from the logits z with
+log-sum-exp / softplus (no overflow, no log(0)) and the gradient w.r.t. z is the familiar
+``(p - y) / denom`` (divided by the number of outputs for binary cross-entropy), so the
+activation's own backward is skipped.
+
+Unfused cross-entropies clip probabilities to [1e-7, 1 - 1e-7], as Keras does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import xp
+from .utils import check_choice
+
+EPSILON = 1e-7
+
+
+class Loss:
+    name = "loss"
+    #: the output activation this loss fuses with, if any
+    fuses_with = None
+    sparse = False
+
+    def __call__(self, y_true, y_pred):
+        """Batch-mean loss, Keras argument order (y_true, y_pred)."""
+        y_pred = xp().asarray(y_pred)
+        y_true = xp().asarray(y_true)
+        return float(self.per_example(y_pred, y_true).mean())
+
+    def per_example(self, y_pred, y_true):
+        raise NotImplementedError
+
+    def value_and_grad(self, y_pred, y_true, out, denom=None):
+        """(sum_i l_i / denom, dL/dy_pred written into `out`)."""
+        raise NotImplementedError
+
+    def check_targets(self, y, output_dim):
+        """Validate targets against the model output width; return them in the expected form."""
+        y = np.asarray(y)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        if y.ndim != 2 or y.shape[1] != output_dim:
+            raise ValueError(
+                f"targets of shape {y.shape} do not match the model output width {output_dim} "
+                f"for loss '{self.name}'; expected shape (n, {output_dim})"
+            )
+        return y
+
+    def get_config(self):
+        return self.name
+
+
+def _denom(y, denom):
+    return y.shape[0] if denom is None else denom
+
+
+class MeanSquaredError(Loss):
+    """l_i = mean_j (yhat_ij - y_ij)^2;  dL/dyhat = 2 (yhat - y) / (d * denom)."""
+    name = "mse"
+
+    def per_example(self, y_pred, y_true):
+        return ((y_pred - y_true) ** 2).mean(axis=1)
+
+    def value_and_grad(self, y_pred, y_true, out, denom=None):
+        x = xp()
+        n, d = y_pred.shape
+        x.subtract(y_pred, y_true, out=out)
+        value = float(x.vdot(out, out)) / (d * _denom(y_pred, denom))
+        out *= 2.0 / (d * _denom(y_pred, denom))
+        return value, out
+
+
+class MeanAbsoluteError(Loss):
+    """l_i = mean_j |yhat_ij - y_ij|;  dL/dyhat = sign(yhat - y) / (d * denom)."""
+    name = "mae"
+
+    def per_example(self, y_pred, y_true):
+        return xp().abs(y_pred - y_true).mean(axis=1)
+
+    def value_and_grad(self, y_pred, y_true, out, denom=None):
+        x = xp()
+        n, d = y_pred.shape
+        x.subtract(y_pred, y_true, out=out)
+        value = float(x.abs(out).sum()) / (d * _denom(y_pred, denom))
+        x.sign(out, out=out)
+        out *= 1.0 / (d * _denom(y_pred, denom))
+        return value, out
+
+
+class BinaryCrossentropy(Loss):
+    """l_i = mean_j -[y log p + (1 - y) log(1 - p)], targets in [0, 1].
+
+    From logits z (fused with sigmoid): l = max(z, 0) - z y + log(1 + exp(-|z|)),
+    dL/dz = (sigmoid(z) - y) / (d * denom).
+    """
+    name = "binary_crossentropy"
+    fuses_with = "sigmoid"
+
+    def check_targets(self, y, output_dim):
+        y = super().check_targets(y, output_dim)
+        if y.size and (np.nanmin(y) < 0 or np.nanmax(y) > 1):
+            raise ValueError(
+                f"binary_crossentropy needs targets in [0, 1], got values in "
+                f"[{np.nanmin(y)}, {np.nanmax(y)}]"
+            )
+        return y
+
+    def per_example(self, y_pred, y_true):
+        x = xp()
+        p = x.clip(y_pred, EPSILON, 1 - EPSILON)
+        return -(y_true * x.log(p) + (1 - y_true) * x.log(1 - p)).mean(axis=1)
+
+    def value_and_grad(self, y_pred, y_true, out, denom=None):
+        x = xp()
+        d = y_pred.shape[1]
+        p = x.clip(y_pred, EPSILON, 1 - EPSILON)
+        value = float(-(y_true * x.log(p) + (1 - y_true) * x.log(1 - p)).sum()) / (d * _denom(y_pred, denom))
+        # d/dp of the clipped loss; zero where the clip is active, as in Keras.
+        g = (p - y_true) / (p * (1 - p))
+        g *= (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
+        x.multiply(g, 1.0 / (d * _denom(y_pred, denom)), out=out)
+        return value, out
+
+    def value_and_grad_from_logits(self, z, y_true, out, denom=None, probs=None):
+        x = xp()
+        d = z.shape[1]
+        per = x.maximum(z, 0) - z * y_true + x.log1p(x.exp(-x.abs(z)))
+        value = float(per.sum()) / (d * _denom(z, denom))
+        x.subtract(probs, y_true, out=out)
+        out *= 1.0 / (d * _denom(z, denom))
+        return value, out
+
+
+class CategoricalCrossentropy(Loss):
+    """l_i = -sum_j y_ij log p_ij, one-hot (or soft) targets of shape (n, classes).
+
+    Unfused, p is renormalised to sum 1 and clipped (Keras). From logits z (fused with
+    softmax): l_i = logsumexp(z_i) * sum_j y_ij - sum_j y_ij z_ij,
+    dL/dz = (softmax(z) * sum_j y_ij - y) / denom.
+    """
+    name = "categorical_crossentropy"
+    fuses_with = "softmax"
+
+    def check_targets(self, y, output_dim):
+        y = super().check_targets(y, output_dim)
+        if output_dim < 2:
+            raise ValueError("categorical_crossentropy needs at least 2 output units; "
+                             "use binary_crossentropy with one sigmoid output")
+        if y.size and np.nanmin(y) < 0:
+            raise ValueError(f"categorical_crossentropy needs non-negative targets, got minimum {np.nanmin(y)}")
+        return y
+
+    def per_example(self, y_pred, y_true):
+        x = xp()
+        p = y_pred / y_pred.sum(axis=1, keepdims=True)
+        p = x.clip(p, EPSILON, 1 - EPSILON)
+        return -(y_true * x.log(p)).sum(axis=1)
+
+    def value_and_grad(self, y_pred, y_true, out, denom=None):
+        x = xp()
+        s = y_pred.sum(axis=1, keepdims=True)
+        q = y_pred / s
+        p = x.clip(q, EPSILON, 1 - EPSILON)
+        value = float(-(y_true * x.log(p)).sum()) / _denom(y_pred, denom)
+        # l = -sum_j y_j log(clip(q_j)),  q = yhat / sum(yhat)
+        gq = -y_true / p * ((q > EPSILON) & (q < 1 - EPSILON))
+        # dq_j/dyhat_k = (delta_jk - q_j) / s
+        g = (gq - (gq * q).sum(axis=1, keepdims=True)) / s
+        x.multiply(g, 1.0 / _denom(y_pred, denom), out=out)
+        return value, out
+
+    def value_and_grad_from_logits(self, z, y_true, out, denom=None, probs=None):
+        x = xp()
+        m = z.max(axis=1, keepdims=True)
+        lse = m + x.log(x.exp(z - m).sum(axis=1, keepdims=True))
+        ysum = y_true.sum(axis=1, keepdims=True)
+        value = float((lse * ysum).sum() - (y_true * z).sum()) / _denom(z, denom)
+        x.multiply(probs, ysum, out=out)
+        out -= y_true
+        out *= 1.0 / _denom(z, denom)
+        return value, out
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer class labels y_i in {0, ..., classes - 1}."""
+    name = "sparse_categorical_crossentropy"
+    sparse = True
+
+    def check_targets(self, y, output_dim):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(
+                f"sparse_categorical_crossentropy needs integer labels of shape (n,), got {y.shape}; "
+                "for one-hot targets use categorical_crossentropy"
+            )
+        if y.size:
+            if y.dtype.kind == "f" and (not np.all(np.isfinite(y)) or np.any(y != np.round(y))):
+                raise ValueError("sparse_categorical_crossentropy needs integer labels; got non-integer values")
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or hi >= output_dim:
+                raise ValueError(
+                    f"labels out of range: found labels in [{lo}, {hi}] but the model has {output_dim} "
+                    f"output units, so labels must lie in [0, {output_dim - 1}]"
+                )
+        return y.astype(np.int64)
+
+    def _onehot(self, y_true, n, d, dtype):
+        x = xp()
+        oh = x.zeros((n, d), dtype=dtype)
+        oh[x.arange(n), y_true] = 1
+        return oh
+
+    def per_example(self, y_pred, y_true):
+        return super().per_example(y_pred, self._onehot(y_true, *y_pred.shape, y_pred.dtype))
+
+    def value_and_grad(self, y_pred, y_true, out, denom=None):
+        return super().value_and_grad(y_pred, self._onehot(y_true, *y_pred.shape, y_pred.dtype), out, denom)
+
+    def value_and_grad_from_logits(self, z, y_true, out, denom=None, probs=None):
+        x = xp()
+        n = z.shape[0]
+        rows = x.arange(n)
+        m = z.max(axis=1, keepdims=True)
+        lse = m[:, 0] + x.log(x.exp(z - m).sum(axis=1))
+        value = float((lse - z[rows, y_true]).sum()) / _denom(z, denom)
+        out[...] = probs
+        out[rows, y_true] -= 1
+        out *= 1.0 / _denom(z, denom)
+        return value, out
+
+
+LOSSES = {
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(identifier) -> Loss:
+    """The loss called `identifier` (a name from LOSSES or a Loss instance)."""
+    if isinstance(identifier, Loss):
+        return identifier
+    check_choice("loss", identifier, LOSSES)
+    return LOSSES[identifier]()

@@ -1,0 +1,330 @@
+"""`Sequential`: lays layers over the flat buffer; Keras's compile / fit / evaluate / predict."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import layers as layers_mod
+from . import losses, metrics as metrics_mod
+from .backend import to_numpy, xp
+from .layers import Input, Layer
+from .params import FlatParams
+from .parallel import get_comm
+from .utils import check_finite, rng
+
+DTYPES = ("float32", "float64")
+
+
+class Sequential:
+    """A stack of layers, ``Sequential([Input(shape=(100,)), Dense(500, activation="relu"), ...])``.
+
+    All parameters live in ``self.params`` (ONE flat array) and all gradients in
+    ``self.grads``; each layer holds reshaped views into them (see `gradfit.params`).
+    `dtype` is "float32" (default) or "float64" for the whole model.
+    """
+
+    def __init__(self, layers=None, name=None, dtype="float32"):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        self.name = name or "sequential"
+        self.dtype = np.dtype(dtype)
+        self.layers: list[Layer] = []
+        self.input_dim = None
+        self.flat = None
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.opt_state = None
+        self.stop_training = False
+        self._heads_ready = False
+        self._fused = False
+        self.history = None
+        self.comm = get_comm()
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure --------------------------------------------------------------------------
+    def add(self, layer) -> None:
+        if self.built:
+            raise RuntimeError("cannot add layers to a model that is already built")
+        if isinstance(layer, Input):
+            if self.layers or self.input_dim is not None:
+                raise ValueError("Input(...) must be the first element of a Sequential model")
+            self.input_dim = layer.shape[0]
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential takes gradfit layers, got {layer!r}")
+        if not self.layers and self.input_dim is None:
+            self.input_dim = getattr(layer, "declared_input_dim", None)
+        self.layers.append(layer)
+
+    @property
+    def built(self) -> bool:
+        return self.flat is not None
+
+    def build(self, input_shape=None) -> None:
+        """Fix shapes, allocate the flat buffers and draw initial weights (float64 -> dtype)."""
+        if input_shape is not None:
+            dim = input_shape[-1] if isinstance(input_shape, (tuple, list)) else int(input_shape)
+            self.input_dim = int(dim)
+        if self.input_dim is None:
+            raise ValueError("the input width is unknown: start the model with gradfit.Input(shape=(n,)) "
+                             "or pass input_shape=(n,) to the first layer")
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        dim = self.input_dim
+        for layer in self.layers:
+            layer.dtype = self.dtype
+            dim = layer.build(dim)
+        self.output_dim = dim
+        self.flat = FlatParams(self.layers, self.dtype)
+        seen_params = False
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_grad = seen_params
+            seen_params = seen_params or bool(layer.param_shapes())
+            layer.bind(*self.flat.views(i))
+            for name, value in layer.initial_values(rng()).items():
+                layer.params[name][...] = xp().asarray(value.astype(self.dtype))
+        # data-parallel: every rank starts from rank 0's weights
+        self.comm.bcast_(self.flat.data)
+
+    @property
+    def params(self):
+        """The ONE flat parameter buffer."""
+        self._ensure_built()
+        return self.flat.data
+
+    @property
+    def grads(self):
+        """The ONE flat gradient buffer (same layout as `params`)."""
+        self._ensure_built()
+        return self.flat.grad
+
+    def _ensure_built(self, x=None):
+        if not self.built:
+            self.build(None if x is None else x.shape)
+
+    def count_params(self) -> int:
+        self._ensure_built()
+        return self.flat.size
+
+    def summary(self, print_fn=print) -> None:
+        """Print each layer's output shape and parameter count, and the total."""
+        self._ensure_built()
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        for layer in self.layers:
+            rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {layer.output_dim})",
+                         f"{layer.count_params():,}"))
+        w = [max(len(r[i]) for r in rows) + 3 for i in range(3)]
+        line = "-" * sum(w)
+        print_fn(f'Model: "{self.name}"  (input width {self.input_dim}, {self.dtype})')
+        print_fn(line)
+        for i, r in enumerate(rows):
+            print_fn(f"{r[0]:<{w[0]}}{r[1]:<{w[1]}}{r[2]:>{w[2]}}")
+            if i == 0:
+                print_fn("=" * sum(w))
+        print_fn(line)
+        n = self.count_params()
+        print_fn(f"Total params: {n:,} ({n * self.dtype.itemsize / 1e6:.2f} MB)")
+
+    # -- weights ------------------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every parameter, in Keras's order (kernel, bias per Dense layer)."""
+        self._ensure_built()
+        return [to_numpy(self.flat.data[e.start:e.stop]).reshape(e.shape).copy() for e in self.flat.entries]
+
+    def set_weights(self, weights) -> None:
+        self._ensure_built()
+        entries = self.flat.entries
+        if len(weights) != len(entries):
+            raise ValueError(f"set_weights got {len(weights)} arrays, the model has {len(entries)} "
+                             f"(shapes {[e.shape for e in entries]})")
+        for i, (w, e) in enumerate(zip(weights, entries)):
+            w = np.asarray(w)
+            if w.shape != e.shape:
+                raise ValueError(f"weight {i} ({self.layers[e.layer].name}/{e.name}) has shape {w.shape}, "
+                                 f"expected {e.shape}")
+            check_finite(f"weight {i}", w)
+        for w, e in zip(weights, entries):
+            self.flat.data[e.start:e.stop] = xp().asarray(np.asarray(w, dtype=self.dtype).reshape(-1))
+
+    # -- maths over a batch -------------------------------------------------------------------
+    def check_inputs(self, x, name="x"):
+        """Validate inputs (rank, width, finiteness) and return them as a model-dtype array."""
+        x = np.asarray(to_numpy(x)) if not isinstance(x, np.ndarray) else x
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
+        if x.ndim != 2:
+            raise ValueError(f"{name} must have shape (n, features), got shape {x.shape}; "
+                             "flatten images with x.reshape(len(x), -1)")
+        if self.input_dim is not None and x.shape[1] != self.input_dim:
+            raise ValueError(f"{name} has {x.shape[1]} features per example, the model expects "
+                             f"{self.input_dim}")
+        check_finite(name, x)
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def check_targets(self, y, n, name="y"):
+        y = np.asarray(to_numpy(y))
+        if len(y) != n:
+            raise ValueError(f"x and {name} have different lengths: {n} and {len(y)}")
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric, got dtype {y.dtype}")
+        check_finite(name, y)
+        y = self.loss.check_targets(y, self.output_dim)
+        return y if self.loss.sparse else np.ascontiguousarray(y, dtype=self.dtype)
+
+    def forward(self, x, training=False):
+        """Output of the network for a batch x (B, input_dim); a layer-owned buffer."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _output_logits(self):
+        return self.layers[-1].logits
+
+    def batch_loss(self, y_pred, y, denom=None, out=None):
+        """(loss, dL/d(output or logits)) of a batch whose forward pass just ran."""
+        if out is None:
+            out = self.layers[-1]._buffer("dloss", y_pred.shape)
+        if self._fused:
+            return self.loss.value_and_grad_from_logits(self._output_logits(), y, out, denom, probs=y_pred)
+        return self.loss.value_and_grad(y_pred, y, out, denom)
+
+    def compute_gradients(self, x, y, denom=None):
+        """Forward and backward over one batch: fills `self.grads`, returns (loss, y_pred).
+
+        loss = sum_i l_i / denom (denom = len(x) by default, see `gradfit.losses`).
+        """
+        y_pred = self.forward(x, training=True)
+        value, dy = self.batch_loss(y_pred, y, denom)
+        skip = self._fused
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy, skip_activation=skip)
+            skip = False
+            if dy is None:
+                break
+        return value, y_pred
+
+    def set_shard(self, offset, global_batch):
+        """Tell dropout layers which rows of the global batch this rank holds, so that their
+        masks are drawn for the whole global batch and data-parallel training equals one
+        process exactly, dropout included (`global_batch=None`: no sharding)."""
+        for layer in self.layers:
+            if hasattr(layer, "shard"):
+                layer.shard = None if global_batch is None else (offset, global_batch)
+
+    def layer_io(self):
+        """[(x, dz)] of each Dense layer for the last batch (dz: gradient of the batch-mean loss)."""
+        return [layer.io() for layer in self.layers if hasattr(layer, "io")]
+
+    # -- Keras surface --------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Choose optimizer (name, config or instance), loss and metrics, as Keras."""
+        from . import optim
+        if loss is None:
+            raise ValueError(f"compile needs a loss; valid: {', '.join(sorted(losses.LOSSES))}")
+        self.loss = losses.get(loss)
+        self.optimizer = optim.get(optimizer)
+        self._metric_ids = list(metrics or [])
+        self.opt_state = None
+        self._heads_ready = False
+
+    def _setup_heads(self):
+        """Resolve metrics and the fused output activation once the output width is known."""
+        if self.loss is None:
+            raise RuntimeError("the model is not compiled: call model.compile(optimizer, loss, metrics) first")
+        self.metrics = [metrics_mod.get(m, self.loss, self.output_dim) for m in self._metric_ids]
+        last = self.layers[-1]
+        act = getattr(last, "activation", None)
+        self._fused = act is not None and act.name == self.loss.fuses_with
+        if hasattr(last, "keep_logits"):
+            last.keep_logits = self._fused
+            last.release_buffers()
+        self._heads_ready = True
+
+    def init_optimizer_state(self):
+        if self.opt_state is None:
+            self.opt_state = self.optimizer.init(self.params, segments=self.flat.segments)
+        return self.opt_state
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            drop_remainder=True):
+        """Train; see `gradfit.train.loop.fit` for the procedure. Returns a `History`."""
+        from .train.loop import fit
+        return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                   callbacks=callbacks, validation_split=validation_split,
+                   validation_data=validation_data, shuffle=shuffle,
+                   initial_epoch=initial_epoch, drop_remainder=drop_remainder)
+
+    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
+        """Loss and metrics over (x, y): a float without metrics, else [loss, *metrics]
+        (or a dict with `return_dict=True`), exactly averaged over every example."""
+        from .train.evaluation import evaluate
+        self._prepare(x)
+        x = self.check_inputs(x)
+        y = self.check_targets(y, len(x))
+        logs = evaluate(self, x, y, batch_size)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Network outputs for x, computed in batches (inference mode: dropout off)."""
+        self._ensure_built(np.asarray(x) if not hasattr(x, "shape") else x)
+        x = self.check_inputs(x)
+        out = np.empty((len(x), self.output_dim), dtype=self.dtype)
+        for s in range(0, len(x), batch_size):
+            out[s:s + batch_size] = to_numpy(self.forward(xp().asarray(x[s:s + batch_size])))
+        return out
+
+    def __call__(self, x, training=False):
+        return self.predict(x)
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on one batch; returns the batch loss (before the step)."""
+        self._prepare(x)
+        x = self.check_inputs(x)
+        y = self.check_targets(y, len(x))
+        self.init_optimizer_state()
+        loss, _ = self.compute_gradients(xp().asarray(x), xp().asarray(y))
+        self.optimizer.update(self.params, self.grads, self.opt_state)
+        return loss
+
+    def _prepare(self, x):
+        """Build on first use and resolve metrics / loss fusion once per compile."""
+        self._ensure_built(np.asarray(x) if not hasattr(x, "shape") else x)
+        if not self._heads_ready:
+            self._setup_heads()
+
+    # -- configuration and files -------------------------------------------------------------
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "input_dim": self.input_dim,
+            "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        layers = []
+        for spec in config["layers"]:
+            kind = spec["class_name"]
+            if kind not in layers_mod.LAYERS:
+                raise ValueError(f"unknown layer class {kind!r} in model config; "
+                                 f"valid: {', '.join(layers_mod.LAYERS)}")
+            cfg = dict(spec["config"])
+            if kind == "Dense":
+                cfg["input_dim"] = cfg.pop("input_dim", None)
+            layers.append(layers_mod.LAYERS[kind](**cfg))
+        model = cls(layers, name=config.get("name"), dtype=config.get("dtype", "float32"))
+        if config.get("input_dim") is not None:
+            model.input_dim = config["input_dim"]
+        return model
+
+    def save(self, path, include_optimizer=True) -> None:
+        """Write the model (architecture, weights, compile settings, optimizer state) to one
+        file, atomically, with a SHA-256 checksum. See `gradfit.saving`."""
+        from .saving import save_model
+        save_model(self, path, include_optimizer=include_optimizer)

@@ -1,0 +1,142 @@
+"""One-file model format, written atomically and checksummed.
+
+Layout of a `.gfm` file (any name works)::
+
+    8 bytes   magic  b"GRADFIT1"
+    8 bytes   payload length, little-endian unsigned
+    32 bytes  SHA-256 of the payload
+    payload   an uncompressed .npz: "__meta__" (UTF-8 JSON as uint8) + named arrays
+
+The JSON holds the architecture (`Sequential.get_config`), the compile settings (loss,
+metrics, optimizer config) and free-form sections (training progress); the arrays hold the
+flat parameter buffer and the optimizer state. Files are written to a temporary file in the
+same folder, flushed and fsynced, then renamed over the target, so a crash never leaves a
+half-written file under the real name; a truncated or corrupted file fails the length or
+checksum test and raises `CorruptFileError` instead of loading garbage.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+import tempfile
+
+import numpy as np
+
+from .backend import to_numpy
+
+MAGIC = b"GRADFIT1"
+_HEADER = struct.Struct("<8sQ32s")
+
+
+class CorruptFileError(ValueError):
+    """A gradfit file failed its magic, length or checksum test."""
+
+
+def write_archive(path, meta: dict, arrays: dict) -> None:
+    """Atomically write `meta` (JSON-able) and `arrays` (name -> array) to `path`."""
+    buf = io.BytesIO()
+    payload_arrays = {k: to_numpy(v) for k, v in arrays.items()}
+    payload_arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(buf, **payload_arrays)
+    payload = buf.getvalue()
+    header = _HEADER.pack(MAGIC, len(payload), hashlib.sha256(payload).digest())
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gfm", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_archive(path) -> tuple[dict, dict]:
+    """(meta, arrays) from a file written by `write_archive`; CorruptFileError if damaged."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such gradfit file: {path}")
+    with open(path, "rb") as f:
+        blob = f.read()
+    if len(blob) < _HEADER.size or blob[:8] != MAGIC:
+        raise CorruptFileError(f"{path} is not a gradfit file (bad magic bytes); "
+                               "was it written by model.save()?")
+    _, length, digest = _HEADER.unpack(blob[:_HEADER.size])
+    payload = blob[_HEADER.size:]
+    if len(payload) != length:
+        raise CorruptFileError(f"{path} is truncated or padded: payload has {len(payload)} bytes, "
+                               f"header says {length}; restore it from a backup or save again")
+    if hashlib.sha256(payload).digest() != digest:
+        raise CorruptFileError(f"{path} is corrupted: SHA-256 checksum mismatch; "
+                               "restore it from a backup or save again")
+    with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+    return meta, arrays
+
+
+def model_payload(model, include_optimizer=True) -> tuple[dict, dict]:
+    """(meta, arrays) describing a model: config, compile settings, weights, optimizer state."""
+    from . import optim
+    model._ensure_built()
+    meta = {"format": 1, "config": model.get_config(), "compile": None, "optimizer_step": None}
+    arrays = {"params": model.params}
+    if model.loss is not None:
+        meta["compile"] = {
+            "loss": model.loss.get_config(),
+            "metrics": [m if isinstance(m, str) else m.name for m in model._metric_ids],
+            "optimizer": optim.serialize(model.optimizer),
+        }
+        if include_optimizer and model.opt_state is not None:
+            meta["optimizer_step"] = int(model.opt_state["step"])
+            for k, v in model.opt_state.items():
+                if k != "step":
+                    arrays[f"opt/{k}"] = v
+    return meta, arrays
+
+
+def restore_payload(model, meta, arrays) -> None:
+    """Load weights and optimizer state of `meta`/`arrays` into a model built from its config."""
+    from .backend import xp
+    params = arrays["params"]
+    if params.shape != (model.count_params(),):
+        raise CorruptFileError(f"parameter buffer has shape {params.shape}, the architecture needs "
+                               f"({model.count_params()},)")
+    model.params[...] = xp().asarray(params.astype(model.dtype))
+    if meta.get("optimizer_step") is not None and model.optimizer is not None:
+        state = {"step": int(meta["optimizer_step"])}
+        for k, v in arrays.items():
+            if k.startswith("opt/"):
+                state[k[4:]] = xp().asarray(v)
+        model.opt_state = state
+
+
+def save_model(model, path, include_optimizer=True) -> None:
+    meta, arrays = model_payload(model, include_optimizer)
+    write_archive(path, meta, arrays)
+
+
+def load_model(path, compile=True):
+    """Rebuild a model saved by `model.save(path)`: architecture, weights, compile settings
+    and optimizer state (so training continues exactly where it stopped)."""
+    from .model import Sequential
+    meta, arrays = read_archive(path)
+    if meta.get("format") != 1:
+        raise CorruptFileError(f"{path}: unsupported gradfit file format {meta.get('format')!r}")
+    model = Sequential.from_config(meta["config"])
+    model.build()
+    if compile and meta.get("compile"):
+        c = meta["compile"]
+        model.compile(optimizer=c["optimizer"], loss=c["loss"], metrics=c["metrics"])
+        model._setup_heads()
+    restore_payload(model, meta, arrays)
+    return model

@@ -1,0 +1,64 @@
+"""Seeding, the library-wide random generator, and input validation shared by every module."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+_rng = np.random.default_rng()
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed everything gradfit draws from: initial weights, shuffling, dropout.
+
+    gradfit draws every random number from one numpy ``Generator`` (PCG64), on the host, in
+    float64, casting afterwards: the same seed gives the same initial weights and the same
+    batches on any machine and on either backend. Python's ``random`` and numpy's legacy
+    global state are seeded too, for user code that relies on them.
+    """
+    global _rng
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _rng = np.random.default_rng(int(seed))
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+
+
+def rng() -> np.random.Generator:
+    """The generator behind every random draw of gradfit (see `set_random_seed`)."""
+    return _rng
+
+
+def get_rng_state() -> dict:
+    """The generator's full state (JSON-able), for checkpoints."""
+    return _rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    _rng.bit_generator.state = state
+
+
+def check_finite(name: str, a) -> None:
+    """Raise ValueError if array `a` holds NaN or inf, naming where the first one is."""
+    a = np.asarray(a) if isinstance(a, (list, tuple)) else a
+    if a.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN or inf value(s), the first at index {first} "
+            f"(value {a[first]!r}); clean or impute the data before training"
+        )
+
+
+def check_choice(kind: str, value, choices) -> None:
+    """Raise ValueError naming `value` and listing `choices` when value is not one of them."""
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(map(str, choices)))}")
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
