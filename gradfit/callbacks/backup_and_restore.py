@@ -1,0 +1,106 @@
+"""BackupAndRestore: resumable training, bit for bit."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+
+from ..saving import CorruptFileError, model_payload, read_archive, restore_payload, write_archive
+from ..utils import get_rng_state, set_rng_state
+from .base import Callback, check_int
+
+
+class BackupAndRestore(Callback):
+    """``BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=True)``, as Keras 3.
+
+    Saves, atomically (`gradfit.saving`), everything a run needs to continue exactly: the flat
+    weights, the optimizer state, the random generator's state (at the start of the epoch and
+    now), the epoch and step, the partial epoch's sums, and every callback's state. A `fit`
+    killed at any point and run again with the same arguments resumes from the last backup
+    and finishes with bit-identical weights to an uninterrupted run.
+
+    `save_freq`: "epoch" (after every epoch) or an integer N (also every N optimizer steps,
+    mid-epoch). The backup is deleted when training ends, unless ``delete_checkpoint=False``.
+    Only rank 0 writes; every rank reads the same file on resume (a shared folder on clusters).
+    """
+
+    FILE = "backup.gfm"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("BackupAndRestore needs a backup_dir")
+        if save_freq != "epoch":
+            save_freq = check_int("BackupAndRestore", "save_freq", save_freq, minimum=1)
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.delete_checkpoint = delete_checkpoint
+        self.path = os.path.join(self.backup_dir, self.FILE)
+        self._steps = 0
+
+    def _write(self, model, cbs, training):
+        if model.comm.rank != 0:
+            return
+        meta, arrays = model_payload(model)
+        training["rng_state"] = get_rng_state()
+        meta["training"] = training
+        meta["callbacks"] = _split_arrays(cbs.get_state(), arrays, "cb")
+        write_archive(self.path, meta, arrays)
+
+    def after_step(self, model, cbs, epoch, next_step, epoch_rng_state, sums):
+        """Called by the loop after each optimizer step."""
+        self._steps += 1
+        if self.save_freq != "epoch" and self._steps % self.save_freq == 0:
+            self._write(model, cbs, {"epoch": epoch, "step": next_step,
+                                     "epoch_rng_state": epoch_rng_state, "sums": list(map(float, sums))})
+
+    def after_epoch(self, model, cbs, next_epoch):
+        """Called by the loop after every epoch's callbacks have run."""
+        self._write(model, cbs, {"epoch": next_epoch, "step": 0, "epoch_rng_state": None, "sums": None})
+
+    def restore(self, model, cbs):
+        """Load the backup if there is one; returns the loop position, or None to start afresh."""
+        if not os.path.exists(self.path):
+            return None
+        try:
+            meta, arrays = read_archive(self.path)
+            restore_payload(model, meta, arrays)
+        except CorruptFileError as exc:
+            raise CorruptFileError(f"{exc}. The backup of an interrupted run is unusable: delete "
+                                   f"{self.backup_dir} to start training afresh") from None
+        t = meta["training"]
+        set_rng_state(t["rng_state"])
+        cbs.set_state(_join_arrays(meta["callbacks"], arrays))
+        sums = None if t["sums"] is None else np.asarray(t["sums"])
+        return {"epoch": t["epoch"], "step": t["step"], "epoch_rng_state": t["epoch_rng_state"],
+                "sums": sums if sums is not None else np.zeros(3 + len(model.metrics))}
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and self.model.comm.rank == 0 and os.path.isdir(self.backup_dir):
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _split_arrays(obj, arrays, prefix):
+    """Replace numpy arrays inside a JSON-like object by references into `arrays`."""
+    if isinstance(obj, np.ndarray):
+        key = f"{prefix}"
+        arrays[key] = obj
+        return {"__array__": key}
+    if isinstance(obj, dict):
+        return {k: _split_arrays(v, arrays, f"{prefix}/{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_split_arrays(v, arrays, f"{prefix}/{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _join_arrays(obj, arrays):
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            return arrays[obj["__array__"]]
+        return {k: _join_arrays(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join_arrays(v, arrays) for v in obj]
+    return obj

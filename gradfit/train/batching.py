@@ -1,0 +1,50 @@
+"""Mini-batches as the lecture defines them.
+
+Every epoch draws a fresh permutation of the n training examples and cuts it into disjoint
+batches of equal size B: ``n // B`` batches. When B does not divide n, the ``n % B`` examples
+at the end of the permutation sit this epoch out; since the permutation changes every epoch,
+they are different examples each time, and every example is used equally often on average.
+``drop_remainder=False`` instead adds Keras's final partial batch of ``n % B`` examples.
+
+Data-parallel training cuts every global batch into `size` contiguous slices, one per rank;
+the loss of each slice is divided by the *global* batch size, so the sum over ranks of the
+slice gradients is the gradient of the global batch (see `gradfit.losses`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_batch_size(batch_size, n: int, ranks: int = 1) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} training examples; "
+                         f"use batch_size <= {n}")
+    if batch_size % ranks:
+        raise ValueError(f"the global batch size {batch_size} does not divide by the {ranks} MPI ranks; "
+                         f"use a multiple of {ranks}, e.g. {batch_size - batch_size % ranks or ranks}")
+    return int(batch_size)
+
+
+def epoch_batches(perm: np.ndarray, batch_size: int, drop_remainder: bool = True) -> list[np.ndarray]:
+    """Cut a permutation into disjoint batches (equal size unless drop_remainder=False)."""
+    n = len(perm)
+    full = n // batch_size
+    batches = list(perm[: full * batch_size].reshape(full, batch_size))
+    if not drop_remainder and n % batch_size:
+        batches.append(perm[full * batch_size:])
+    return batches
+
+
+def rank_slice(batch: np.ndarray, rank: int, size: int) -> tuple[np.ndarray, int]:
+    """(this rank's contiguous share of a global batch, its row offset in the batch).
+
+    Shares are equal when `size` divides the batch (always, except for the partial last batch
+    of ``drop_remainder=False``, where they differ by at most one example)."""
+    bounds = np.linspace(0, len(batch), size + 1).astype(int)
+    return batch[bounds[rank]:bounds[rank + 1]], int(bounds[rank])
+
+
+def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = True) -> int:
+    return n // batch_size + (0 if drop_remainder or n % batch_size == 0 else 1)
