@@ -1,0 +1,162 @@
+"""Learning-rate schedules: small callables ``schedule(step) -> float``.
+
+``step`` is the number of updates done before the one being taken (0 for the first), as in
+Keras; pass the epoch instead to schedule per epoch (``LearningRateScheduler`` does).
+Each schedule has ``get_config()`` and round-trips through ``serialize`` / ``deserialize``
+(also reachable as ``gradfit.optim.serialize``).  Names and arguments follow
+``keras.optimizers.schedules`` where Keras has the schedule.
+"""
+from __future__ import annotations
+
+import math
+
+
+def _num(name, value, low=0.0, strict=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (value > low if strict else value >= low)
+    if not ok:
+        rel = ">" if strict else ">="
+        raise ValueError(f"Invalid {name} value: {value!r}; expected a finite number {rel} {low}")
+    return value
+
+
+class Schedule:
+    """Base: ``__call__(step) -> float``, ``get_config``, ``from_config``."""
+
+    def __call__(self, step) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._config.items())})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._config == other._config
+
+
+class Constant(Schedule):
+    """``lr_i = lr_0``."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = _num("learning_rate", learning_rate)
+        self._config = {"learning_rate": learning_rate}
+
+    def __call__(self, step):
+        return float(self.learning_rate)
+
+
+class InverseTimeDecay(Schedule):
+    """``lr_i = lr_0 / (1 + k i)`` with ``k = decay_rate / decay_steps``.
+
+    Satisfies the Robbins-Monro conditions (Robbins & Monro 1951): ``sum lr_i = inf`` and
+    ``sum lr_i**2 < inf``, which the stochastic-approximation convergence proofs need.
+    ``staircase=True`` uses ``floor(i / decay_steps)`` (Keras).  torch's Adagrad ``lr_decay``
+    is this schedule with ``decay_rate = lr_decay, decay_steps = 1``.
+    """
+
+    def __init__(self, initial_learning_rate, decay_rate, decay_steps=1, staircase=False):
+        self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
+        self.decay_rate = _num("decay_rate", decay_rate)
+        self.decay_steps = _num("decay_steps", decay_steps, strict=True)
+        self.staircase = bool(staircase)
+        self._config = {"initial_learning_rate": initial_learning_rate, "decay_rate": decay_rate,
+                        "decay_steps": decay_steps, "staircase": self.staircase}
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
+
+
+class ExponentialDecay(Schedule):
+    """``lr_i = lr_0 * decay_rate ** (i / decay_steps)`` (``floor`` of it with ``staircase``)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+        self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _num("decay_steps", decay_steps, strict=True)
+        self.decay_rate = _num("decay_rate", decay_rate, strict=True)
+        self.staircase = bool(staircase)
+        self._config = {"initial_learning_rate": initial_learning_rate, "decay_steps": decay_steps,
+                        "decay_rate": decay_rate, "staircase": self.staircase}
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self.initial_learning_rate * self.decay_rate**p
+
+
+class StepDecay(Schedule):
+    """``lr_i = lr_0 * gamma ** floor(i / step_size)`` (torch ``StepLR``)."""
+
+    def __init__(self, initial_learning_rate, step_size, gamma=0.1):
+        self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
+        if not isinstance(step_size, int) or isinstance(step_size, bool) or step_size < 1:
+            raise ValueError(f"Invalid step_size value: {step_size!r}; expected an integer >= 1")
+        self.step_size = step_size
+        self.gamma = _num("gamma", gamma)
+        self._config = {"initial_learning_rate": initial_learning_rate, "step_size": step_size,
+                        "gamma": gamma}
+
+    def __call__(self, step):
+        return self.initial_learning_rate * self.gamma ** (int(step) // self.step_size)
+
+
+class CosineDecay(Schedule):
+    """Cosine decay with optional linear warmup (Loshchilov & Hutter 2017; Keras 3 semantics).
+
+    With ``warmup_target`` set, the lr rises linearly from ``initial_learning_rate`` to
+    ``warmup_target`` over ``warmup_steps``; then, with ``peak`` the lr reached
+    (``warmup_target`` or ``initial_learning_rate``) and ``s = min(i - warmup_steps,
+    decay_steps) / decay_steps``::
+
+        lr_i = peak * ((1 - alpha) * 0.5 * (1 + cos(pi * s)) + alpha)
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, warmup_target=None,
+                 warmup_steps=0):
+        self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _num("decay_steps", decay_steps, strict=True)
+        self.alpha = _num("alpha", alpha)
+        self.warmup_target = None if warmup_target is None else _num("warmup_target", warmup_target)
+        self.warmup_steps = _num("warmup_steps", warmup_steps)
+        self._config = {"initial_learning_rate": initial_learning_rate, "decay_steps": decay_steps,
+                        "alpha": alpha, "warmup_target": warmup_target, "warmup_steps": warmup_steps}
+
+    def __call__(self, step):
+        if self.warmup_target is None:
+            peak = self.initial_learning_rate
+        else:
+            peak = self.warmup_target
+            if step < self.warmup_steps:
+                frac = step / self.warmup_steps
+                return self.initial_learning_rate + frac * (self.warmup_target - self.initial_learning_rate)
+        s = min(step - self.warmup_steps, self.decay_steps) / self.decay_steps
+        return peak * ((1.0 - self.alpha) * 0.5 * (1.0 + math.cos(math.pi * s)) + self.alpha)
+
+
+SCHEDULES = {c.__name__: c for c in (Constant, InverseTimeDecay, ExponentialDecay, StepDecay,
+                                     CosineDecay)}
+
+
+def serialize(schedule) -> dict:
+    """``{"class_name": ..., "config": ...}`` of a schedule."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"cannot serialize {schedule!r}: only gradfit.optim.schedules classes "
+                        f"({', '.join(SCHEDULES)}) are serializable")
+    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+def deserialize(config: dict):
+    """The schedule described by ``serialize``'s dict."""
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}: expected one of {', '.join(SCHEDULES)}")
+    return SCHEDULES[name].from_config(config.get("config", {}))
