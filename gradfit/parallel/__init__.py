@@ -1,4 +1,5 @@
-"""Data-parallel training: the communicator interface (serial and MPI)."""
-from .comm import SerialComm, get_comm
+"""Data-parallel training: the communicator interface (serial and MPI) and the watchdog."""
+from .comm import MPIComm, SerialComm, choose_comm_kind, get_comm, set_comm
+from .watchdog import Watchdog
 
-__all__ = ["SerialComm", "get_comm"]
+__all__ = ["MPIComm", "SerialComm", "Watchdog", "choose_comm_kind", "get_comm", "set_comm"]

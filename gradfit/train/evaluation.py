@@ -9,12 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import xp
+from ..utils import check_positive_int
 
 
 def evaluate(model, x, y, batch_size=32, prefix="") -> dict:
     """{prefix+"loss": ..., prefix+metric: ...} over all of (x, y), exactly averaged."""
     comm = model.comm
     n = len(x)
+    batch_size = check_positive_int("batch_size", batch_size)
+    if n == 0:
+        what = "validation" if prefix == "val_" else "evaluation"
+        raise ValueError(f"cannot evaluate on an empty {what} set (0 examples); "
+                         "pass at least one example")
     bounds = np.linspace(0, n, comm.size + 1).astype(int)
     lo, hi = bounds[comm.rank], bounds[comm.rank + 1]
     sums = np.zeros(1 + len(model.metrics), dtype=np.float64)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..backend import xp
 from ..callbacks.base import CallbackList, print_msg
+from ..parallel import Watchdog
 from ..utils import check_finite, get_rng_state, rng, set_rng_state
 from .batching import check_batch_size, epoch_batches, rank_slice, steps_per_epoch
 from .evaluation import evaluate
@@ -93,6 +94,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
         _announce(model, n, batch_size, steps, drop_remainder, val, epoch)
 
     logs = {}
+    # A frozen or dead rank ends the job (GRADFIT_MPI_TIMEOUT seconds) instead of a hang.
+    watchdog = Watchdog(comm).start() if comm.size > 1 else None
     while epoch < epochs:
         # 3. This epoch's batches: one permutation, the same on every rank.
         if epoch_rng is None:
@@ -125,6 +128,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
                 break
             # 7. The optimizer step: the same on every rank.
             model.optimizer.update(model.params, model.grads, model.opt_state)
+            if watchdog is not None:
+                watchdog.kick()
             sums.add(loss, len(batch), len(idx), metric_sums)
             cbs.on_train_batch_end(step, {"loss": sums.loss})
             if backup is not None:
@@ -144,6 +149,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             break
 
     # 9. The end: callbacks may restore the best weights; the backup is removed.
+    if watchdog is not None:
+        watchdog.stop()
     cbs.on_train_end(logs)
     model.set_shard(0, None)
     return cbs.history
