@@ -70,6 +70,10 @@ class BackupAndRestore(Callback):
             raise CorruptFileError(f"{exc}. The backup of an interrupted run is unusable: delete "
                                    f"{self.backup_dir} to start training afresh") from None
         t = meta["training"]
+        # ReduceLROnPlateau / LearningRateScheduler may have changed the rate since compile
+        saved_lr = (meta.get("compile") or {}).get("optimizer", {}).get("config", {}).get("learning_rate")
+        if isinstance(saved_lr, (int, float)):
+            model.optimizer.learning_rate = float(saved_lr)
         set_rng_state(t["rng_state"])
         cbs.set_state(_join_arrays(meta["callbacks"], arrays))
         sums = None if t["sums"] is None else np.asarray(t["sums"])
