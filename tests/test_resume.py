@@ -30,6 +30,9 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, save_freq, kill_at):
     assert a.dtype == np.float32
     assert np.array_equal(a, b), f"max difference {np.abs(a - b).max()}"
     np.testing.assert_array_equal(np.load(ref + ".loss.npy")[-1], np.load(resumed + ".loss.npy")[-1])
+    lr_ref, lr_resumed = np.load(ref + ".lr.npy"), np.load(resumed + ".lr.npy")
+    assert lr_ref[-1] == lr_resumed[-1]
+    assert lr_ref.min() < lr_ref[0], "ReduceLROnPlateau should have lowered the rate in this run"
 
 
 def test_corrupt_backup_is_a_clear_error(tmp_path):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 import gradfit
-from gradfit.callbacks import Callback, EarlyStopping
+from gradfit.callbacks import Callback, EarlyStopping, ReduceLROnPlateau
 from gradfit.callbacks.backup_and_restore import BackupAndRestore
 
 
@@ -38,7 +38,9 @@ model.compile(optimizer=gradfit.optim.Adam(learning_rate=3e-3), loss="sparse_cat
 history = model.fit(x[:200], y[:200], batch_size=32, epochs=8, verbose=0,
                     validation_data=(x[200:], y[200:]),
                     callbacks=[EarlyStopping(patience=3, restore_best_weights=True),
+                               ReduceLROnPlateau(monitor="loss", patience=0, factor=0.7, min_delta=0.05),
                                BackupAndRestore(backup_dir, save_freq=save_freq, delete_checkpoint=False),
                                KillAt(kill_at)])
 np.save(out, model.params)
 np.save(out + ".loss.npy", np.array(history.history["loss"]))
+np.save(out + ".lr.npy", np.array(history.history["learning_rate"]))
