@@ -16,7 +16,7 @@ def _run(tmp, name, kill_at, save_freq, backup):
     return proc, out
 
 
-@pytest.mark.parametrize("save_freq, kill_at", [("epoch", 15), ("3", 17), ("3", 6)])
+@pytest.mark.parametrize("save_freq, kill_at", [("epoch", 15), ("3", 17), ("3", 6), ("3", 40)])
 def test_sigkill_then_resume_is_bit_identical(tmp_path, save_freq, kill_at):
     # 200 examples / batch 32 = 6 steps per epoch: kills land mid-epoch
     proc, ref = _run(tmp_path, "ref", -1, save_freq, tmp_path / "ref_backup")
