@@ -9,7 +9,7 @@ from .backend import to_numpy, xp
 from .layers import Input, Layer
 from .params import FlatParams
 from .parallel import get_comm
-from .utils import check_finite, rng
+from .utils import check_finite, check_positive_int, rng
 
 DTYPES = ("float32", "float64")
 
@@ -23,6 +23,10 @@ class Sequential:
     """
 
     def __init__(self, layers=None, name=None, dtype="float32"):
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:
+            pass
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.name = name or "sequential"
@@ -164,6 +168,8 @@ class Sequential:
 
     def check_targets(self, y, n, name="y"):
         y = np.asarray(to_numpy(y))
+        if y.ndim == 0:
+            raise ValueError(f"{name} must be an array of {n} targets, got the scalar {y.item()!r}")
         if len(y) != n:
             raise ValueError(f"x and {name} have different lengths: {n} and {len(y)}")
         if y.dtype.kind not in "biuf":
@@ -194,6 +200,8 @@ class Sequential:
 
         loss = sum_i l_i / denom (denom = len(x) by default, see `gradfit.losses`).
         """
+        if not self._heads_ready:
+            self._setup_heads()
         y_pred = self.forward(x, training=True)
         value, dy = self.batch_loss(y_pred, y, denom)
         skip = self._fused
@@ -224,9 +232,11 @@ class Sequential:
             raise ValueError(f"compile needs a loss; valid: {', '.join(sorted(losses.LOSSES))}")
         self.loss = losses.get(loss)
         self.optimizer = optim.get(optimizer)
-        self._metric_ids = list(metrics or [])
+        self._metric_ids = [metrics] if isinstance(metrics, str) else list(metrics or [])
         self.opt_state = None
         self._heads_ready = False
+        if self.built:
+            self._setup_heads()
 
     def _setup_heads(self):
         """Resolve metrics and the fused output activation once the output width is known."""
@@ -260,8 +270,8 @@ class Sequential:
         """Loss and metrics over (x, y): a float without metrics, else [loss, *metrics]
         (or a dict with `return_dict=True`), exactly averaged over every example."""
         from .train.evaluation import evaluate
-        self._prepare(x)
         x = self.check_inputs(x)
+        self._prepare(x)
         y = self.check_targets(y, len(x))
         logs = evaluate(self, x, y, batch_size)
         if return_dict:
@@ -271,8 +281,9 @@ class Sequential:
 
     def predict(self, x, batch_size=32, verbose=0):
         """Network outputs for x, computed in batches (inference mode: dropout off)."""
-        self._ensure_built(np.asarray(x) if not hasattr(x, "shape") else x)
+        batch_size = check_positive_int("batch_size", batch_size)
         x = self.check_inputs(x)
+        self._ensure_built(x)
         out = np.empty((len(x), self.output_dim), dtype=self.dtype)
         for s in range(0, len(x), batch_size):
             out[s:s + batch_size] = to_numpy(self.forward(xp().asarray(x[s:s + batch_size])))
@@ -283,8 +294,8 @@ class Sequential:
 
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns the batch loss (before the step)."""
-        self._prepare(x)
         x = self.check_inputs(x)
+        self._prepare(x)
         y = self.check_targets(y, len(x))
         self.init_optimizer_state()
         loss, _ = self.compute_gradients(xp().asarray(x), xp().asarray(y))
@@ -293,7 +304,7 @@ class Sequential:
 
     def _prepare(self, x):
         """Build on first use and resolve metrics / loss fusion once per compile."""
-        self._ensure_built(np.asarray(x) if not hasattr(x, "shape") else x)
+        self._ensure_built(x)
         if not self._heads_ready:
             self._setup_heads()
 

@@ -49,6 +49,7 @@ def write_archive(path, meta: dict, arrays: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gfm", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600 files; give the usual mode
             f.write(header)
             f.write(payload)
             f.flush()
@@ -58,6 +59,12 @@ def write_archive(path, meta: dict, arrays: dict) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_archive(path) -> tuple[dict, dict]:
@@ -113,10 +120,20 @@ def restore_payload(model, meta, arrays) -> None:
                                f"({model.count_params()},)")
     model.params[...] = xp().asarray(params.astype(model.dtype))
     if meta.get("optimizer_step") is not None and model.optimizer is not None:
-        state = {"step": int(meta["optimizer_step"])}
-        for k, v in arrays.items():
-            if k.startswith("opt/"):
-                state[k[4:]] = xp().asarray(v)
+        # init() gives the expected slots and also hands the optimizer the per-variable
+        # segments (per-variable clipnorm), which a bare state dict would leave unset.
+        state = model.optimizer.init(model.params, segments=model.flat.segments)
+        saved = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
+        expected = sorted(k for k in state if k != "step")
+        if sorted(saved) != expected:
+            raise CorruptFileError(f"optimizer state holds {sorted(saved)}, "
+                                   f"{type(model.optimizer).__name__} needs {expected}")
+        for k, v in saved.items():
+            if v.shape != state[k].shape:
+                raise CorruptFileError(f"optimizer state {k!r} has shape {v.shape}, "
+                                       f"expected {state[k].shape}")
+            state[k] = xp().asarray(v.astype(model.dtype))
+        state["step"] = int(meta["optimizer_step"])
         model.opt_state = state
 
 

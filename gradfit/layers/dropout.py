@@ -13,11 +13,16 @@ class Dropout(Layer):
     Forward (training): y = x * m / (1 - rate), m ~ Bernoulli(1 - rate), shape (B, n).
     Backward: dx = dy * m / (1 - rate).
     The mask is drawn from gradfit's seeded generator on the host, so runs are reproducible
-    and resumable on either backend.
+    and resumable on either backend. Keras's per-layer `seed` is not supported: seed the whole
+    run with `gradfit.set_random_seed` (a per-layer generator would escape checkpoints and MPI).
     """
 
     def __init__(self, rate, seed=None, name=None):
         super().__init__(name)
+        if seed is not None:
+            raise ValueError(f"Dropout(seed={seed!r}) is not supported: gradfit draws every mask from "
+                             "one generator so that checkpoints and MPI ranks stay exact; call "
+                             "gradfit.set_random_seed(seed) instead")
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)

@@ -64,8 +64,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
 
     comm = model.comm
     # 1. Check everything before any work is done.
-    model._prepare(x)
     x = model.check_inputs(x)
+    model._prepare(x)
     y = model.check_targets(y, len(x))
     x, y, val = _split_validation(model, x, y, validation_split, validation_data)
     n = len(x)
@@ -202,8 +202,14 @@ def _check_epochs(epochs, initial_epoch):
 
 
 def _stop_on_nan(model, epoch, step, loss):
-    msg = (f"training stopped: the loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
-           "the update was not applied (try a smaller learning rate, gradient clipping, or check the data)")
+    # Checked only here, not every step: a full pass over the weights per step costs too much.
+    if bool(xp().isfinite(model.params).all()):
+        state = "this step's update was not applied"
+    else:
+        state = ("the weights themselves are no longer finite: the previous update overflowed "
+                 "(EarlyStopping(restore_best_weights=True) restores the best epoch's weights)")
+    msg = (f"training stopped: the loss became {loss} at epoch {epoch + 1}, step {step + 1}; {state}. "
+           "Try a smaller learning rate, gradient clipping, or check the data")
     print_msg(model, msg)
     warnings.warn(msg, RuntimeWarning, stacklevel=3)
     model.stop_training = True
