@@ -9,7 +9,7 @@ optimizers, a Keras-compatible surface, data-parallel MPI training.
                                 gradfit.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-from . import callbacks, datasets, optim
+from . import callbacks, datasets, noise_scale, optim, toy
 from .backend import get_backend, set_backend, set_num_threads
 from .layers import Activation, Dense, Dropout, Input
 from .model import Sequential
@@ -19,7 +19,7 @@ from .utils import set_random_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "callbacks", "datasets", "optim",
+    "callbacks", "datasets", "noise_scale", "optim", "toy",
     "Activation", "CorruptFileError", "Dense", "Dropout", "Input", "Sequential",
     "get_backend", "load_model", "set_backend", "set_num_threads", "set_random_seed",
 ]

@@ -3,6 +3,7 @@ from gradfit.callbacks.backup_and_restore import BackupAndRestore
 from gradfit.callbacks.base import Callback, CallbackList, MonitorCallback
 from gradfit.callbacks.csv_logger import CSVLogger
 from gradfit.callbacks.early_stopping import EarlyStopping
+from gradfit.callbacks.gradient_noise_scale import GradientNoiseScale
 from gradfit.callbacks.history import History
 from gradfit.callbacks.learning_rate_scheduler import LearningRateScheduler
 from gradfit.callbacks.model_checkpoint import ModelCheckpoint
@@ -11,7 +12,7 @@ from gradfit.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from gradfit.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
-    "BackupAndRestore", "Callback", "CallbackList", "MonitorCallback", "CSVLogger", "EarlyStopping", "History",
+    "BackupAndRestore", "Callback", "CallbackList", "MonitorCallback", "CSVLogger", "EarlyStopping", "GradientNoiseScale", "History",
     "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau",
     "TerminateOnNaN",
 ]

@@ -74,6 +74,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     steps = steps_per_epoch(n, batch_size, drop_remainder)
     callbacks = list(callbacks or [])
     backup = next((c for c in callbacks if isinstance(c, BackupAndRestore)), None)
+    # callbacks such as GradientNoiseScale ask for gradient norms before and after the Allreduce
+    want_norms = any(getattr(c, "needs_grad_norms", False) for c in callbacks)
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose not in (0, False),
                        model=model, verbose=verbose, epochs=epochs, steps=steps)
     x, y = xp().asarray(x), xp().asarray(y)
@@ -120,8 +122,13 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             # 5. One Allreduce of the flat gradient buffer, the batch loss in its spare slot.
             g = model.flat.grad_with_loss
             g[-1] = loss
+            if want_norms:  # this rank's mean gradient over its own slice, before the sum
+                local_sq = float(xp().vdot(model.grads, model.grads)) * (len(batch) / len(idx)) ** 2
             comm.allreduce_(g)
             loss = float(g[-1])
+            if want_norms:
+                model.grad_norms = {"local_sq": local_sq, "b_local": len(idx), "b_global": len(batch),
+                                    "global_sq": float(xp().vdot(model.grads, model.grads))}
             # 6. Stop on a non-finite loss, before it reaches the weights.
             if not math.isfinite(loss):
                 _stop_on_nan(model, epoch, step, loss)

@@ -1,0 +1,92 @@
+"""PNG plots of the steps-examples frontier and of B_simple over training.
+
+matplotlib is imported only when a plot is made (``pip install 'gradfit[plot]'``), through its
+object API (Figure + Agg canvas), so no global pyplot state or GUI backend is touched.
+Colours: the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies);
+markers and line styles differ too, so the plots read in greyscale.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gradfit.noise_scale.critical import b_crit as _b_crit
+from gradfit.noise_scale.critical import fit_steps_examples, frontier
+
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+             "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
+
+
+def _figure():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("plots need matplotlib: pip install 'gradfit[plot]'") from exc
+    fig = Figure(figsize=(6.4, 4.8), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_frontier(S, E, path, S_min=None, E_min=None, b_simple=None, title=None):
+    """Measured runs (S[k] steps, E[k] examples), the fitted curve, its asymptotes S_min and
+    E_min, the point B = B_crit and, if given, the point B = b_simple on the curve.
+
+    Fits S_min, E_min with ``fit_steps_examples`` unless both are given.  Writes a PNG at
+    ``path`` and returns ``(S_min, E_min)``.
+    """
+    S = np.asarray(S, dtype=np.float64)
+    E = np.asarray(E, dtype=np.float64)
+    if S_min is None or E_min is None:
+        S_min, E_min = fit_steps_examples(S, E)
+    bc = _b_crit(S_min, E_min)
+    b = E / S
+    lo, hi = min(b.min(), bc) / 4.0, max(b.max(), bc) * 4.0
+    fs, fe = frontier(S_min, E_min, batch_sizes=np.geomspace(lo, hi, 300))
+
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(fs, fe, "-", color=OKABE_ITO["blue"], label=f"fit: S_min={S_min:.4g}, E_min={E_min:.4g}")
+    ax.axvline(S_min, color=OKABE_ITO["black"], ls=":", lw=1)
+    ax.axhline(E_min, color=OKABE_ITO["black"], ls=":", lw=1)
+    ax.plot(S, E, "o", color=OKABE_ITO["orange"], mec="k", label="runs")
+    for sk, ek, bk in zip(S, E, b):
+        ax.annotate(f"B={bk:.4g}", (sk, ek), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.plot([2 * S_min], [2 * E_min], "s", color=OKABE_ITO["vermillion"], mec="k", ms=8,
+            label=f"B_crit = E_min/S_min = {bc:.4g}")
+    if b_simple is not None and b_simple > 0:
+        ps, pe = frontier(S_min, E_min, batch_sizes=[float(b_simple)])
+        ax.plot(ps, pe, "^", color=OKABE_ITO["green"], mec="k", ms=8, label=f"B_simple = {b_simple:.4g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("optimisation steps S")
+    ax.set_ylabel("examples processed E")
+    ax.set_title(title or "Steps vs examples to reach the target loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return S_min, E_min
+
+
+def plot_b_simple(history_steps, values, path, b_crit=None, title=None):
+    """B_simple (None where not yet available) against training step, log scale; optional
+    horizontal line at a measured B_crit.  Writes a PNG at ``path`` and returns ``path``."""
+    steps = np.asarray(history_steps, dtype=np.float64)
+    vals = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if steps.shape != vals.shape:
+        raise ValueError(f"history_steps and values differ in length: {steps.size} and {vals.size}")
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(steps, vals, "-", color=OKABE_ITO["blue"], label="B_simple = tr(Sigma) / |G|^2")
+    if b_crit is not None:
+        ax.axhline(b_crit, color=OKABE_ITO["vermillion"], ls="--", label=f"B_crit = {b_crit:.4g}")
+    if np.any(vals > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("batch size (examples)")
+    ax.set_title(title or "Gradient noise scale over training")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
