@@ -1,0 +1,182 @@
+"""Section (b): training throughput, gradfit side by side with PyTorch and Keras.
+
+One *step* = forward + backward + Adam update on one batch of ``B`` examples.  Its
+arithmetic is about ``6 P B`` flops for a Dense network with ``P`` parameters (forward
+``2 P B``: one multiply-add per weight per example; backward twice that: ``dW = x^T dz``
+and ``dx = dz W^T``), so achieved GFLOP/s = ``6 P B / seconds / 1e9``, reported as a
+fraction of the measured numpy matmul rate (section a).
+
+Networks (hidden layers relu, Adam with lr 1e-3 everywhere, float32):
+
+* ``lecture``  100-500-1000-2000-1, mse;
+* ``adam``     784-1000-1000-10 (the Adam paper's MNIST MLP), softmax + cross-entropy;
+* ``small``    64-128-10, softmax + cross-entropy.
+
+gradfit is timed twice: ``train_on_batch`` (the Keras call, with its input checks) and
+``step`` (``compute_gradients`` + ``optimizer.update``, what the training loop runs).
+PyTorch runs ``nn.Sequential`` of ``Linear``/``ReLU`` with ``Adam(fused=True)`` and
+``CrossEntropyLoss`` on logits; Keras runs ``train_on_batch`` on its own backend.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .timing import time_call
+
+NETWORKS = {
+    "lecture": ([100, 500, 1000, 2000, 1], "mse"),
+    "adam": ([784, 1000, 1000, 10], "ce"),
+    "small": ([64, 128, 10], "ce"),
+}
+QUICK_NETWORKS = {"tiny": ([16, 32, 4], "ce"), "tiny_mse": ([8, 16, 1], "mse")}
+
+
+def n_params(sizes) -> int:
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def make_data(sizes, kind, batch, seed=0):
+    """x (B, n_in) float32; y (B, 1) float32 for mse, int64 labels for ce."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    if kind == "mse":
+        y = rng.standard_normal((batch, sizes[-1])).astype(np.float32)
+    else:
+        y = rng.integers(0, sizes[-1], batch).astype(np.int64)
+    return x, y
+
+
+# ------------------------------------------------------------------ gradfit
+def gradfit_model(sizes, kind):
+    import gradfit
+    from gradfit.layers import Dense, Input
+    from gradfit.model import Sequential
+    gradfit.set_random_seed(0) if hasattr(gradfit, "set_random_seed") else None
+    layers = [Input(shape=(sizes[0],))]
+    layers += [Dense(n, activation="relu") for n in sizes[1:-1]]
+    layers.append(Dense(sizes[-1], activation=None if kind == "mse" else "softmax"))
+    model = Sequential(layers)
+    model.compile(optimizer="adam",
+                  loss="mse" if kind == "mse" else "sparse_categorical_crossentropy")
+    return model
+
+
+def gradfit_steps(sizes, kind, batch):
+    """{"train_on_batch": fn, "step": fn} for one batch; each call does one update."""
+    from gradfit.backend import xp
+    model = gradfit_model(sizes, kind)
+    x, y = make_data(sizes, kind, batch)
+    model.train_on_batch(x, y)  # builds, resolves the loss head, creates the optimizer state
+    xd, yd = xp().asarray(x), xp().asarray(model.check_targets(y, len(x)))
+
+    def step():
+        model.compute_gradients(xd, yd)
+        model.optimizer.update(model.params, model.grads, model.opt_state)
+    return {"gradfit train_on_batch": lambda: model.train_on_batch(x, y), "gradfit step": step}
+
+
+# ------------------------------------------------------------------ torch
+def torch_step(sizes, kind, batch, threads):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    mods = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        mods += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    mods.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+    net = torch.nn.Sequential(*mods)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    loss_fn = torch.nn.MSELoss() if kind == "mse" else torch.nn.CrossEntropyLoss()
+    x, y = make_data(sizes, kind, batch)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xt), yt)
+        loss.backward()
+        opt.step()
+    return step
+
+
+# ------------------------------------------------------------------ keras
+def keras_step(sizes, kind, batch):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input(shape=(sizes[0],))]
+    layers += [keras.layers.Dense(n, activation="relu") for n in sizes[1:-1]]
+    layers.append(keras.layers.Dense(sizes[-1], activation=None if kind == "mse" else "softmax"))
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss="mse" if kind == "mse" else "sparse_categorical_crossentropy")
+    x, y = make_data(sizes, kind, batch)
+    return lambda: model.train_on_batch(x, y), f"keras {keras.__version__} ({keras.backend.backend()})"
+
+
+# ------------------------------------------------------------------ driver
+def run_training(threads: int, matmul_gflops: float, frameworks=("gradfit", "torch", "keras"),
+                 quick: bool = False, batches=None) -> list[dict]:
+    """One row per (network, batch, framework): samples/s, GFLOP/s, fraction of matmul."""
+    nets = QUICK_NETWORKS if quick else NETWORKS
+    batches = batches or ((8, 32) if quick else (8, 32, 128, 1024))
+    min_time = 0.01 if quick else 0.6
+    rows = []
+    for net, (sizes, kind) in nets.items():
+        p = n_params(sizes)
+        for batch in batches:
+            for label, fn in _candidates(sizes, kind, batch, threads, frameworks):
+                row = {"network": net, "sizes": sizes, "loss": kind, "parameters": p,
+                       "batch": batch, "framework": label}
+                try:
+                    step = fn() if callable(fn) and not isinstance(fn, tuple) else fn
+                    sec = time_call(step, min_time=min_time, repeats=1 if quick else 3,
+                                    warmup=1 if quick else 2)
+                except Exception as exc:  # noqa: BLE001 - one framework failing is a row, not a crash
+                    row["error"] = f"{type(exc).__name__}: {exc}"
+                    rows.append(row)
+                    continue
+                gflops = 6 * p * batch / sec / 1e9
+                row.update(seconds_per_step=sec, samples_per_s=batch / sec, gflops=gflops,
+                           fraction_of_matmul=gflops / matmul_gflops if matmul_gflops else None)
+                rows.append(row)
+    return rows
+
+
+def _candidates(sizes, kind, batch, threads, frameworks):
+    """(label, zero-argument step builder) for each framework asked for and installed."""
+    out = []
+    if "gradfit" in frameworks:
+        try:
+            steps = gradfit_steps(sizes, kind, batch)
+            out += [(label, (lambda f=f: f)) for label, f in steps.items()]
+        except Exception as exc:  # noqa: BLE001 - reported as a row
+            out.append(("gradfit", _raiser(exc)))
+    if "torch" in frameworks and _importable("torch"):
+        import torch
+        out.append((f"torch {torch.__version__} Adam(fused=True)",
+                    lambda: torch_step(sizes, kind, batch, threads)))
+    if "keras" in frameworks and _importable("keras"):
+        try:
+            step, label = keras_step(sizes, kind, batch)
+            out.append((label, lambda s=step: s))
+        except Exception as exc:  # noqa: BLE001
+            out.append(("keras", _raiser(exc)))
+    return out
+
+
+def _raiser(exc):
+    def fail():
+        raise exc
+    return fail
+
+
+def _importable(name) -> bool:
+    if name == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        __import__(name)
+        return True
+    except Exception:  # noqa: BLE001
+        return False

@@ -1,0 +1,157 @@
+"""How much memory a fully connected network needs: the slide "The problem of learning in
+large networks" as a tool.
+
+For layer sizes ``n_0, n_1, ..., n_L`` (input first) and batch size ``B``:
+
+* parameters      ``P = sum_l (n_{l-1} * n_l + n_l)``  (kernel + bias of every Dense layer);
+  the lecture's 100-500-1000-2000-1 network has ``P = 2,555,501``.
+* gradients       ``P`` values (the one flat gradient buffer).
+* Hessian         ``P^2`` values; in float64 ``P^2 * 8`` bytes = 52.2 TB for the lecture's
+  network, which is why second-order methods are out of reach and we use first-order ones.
+* optimizer state ``k * P`` values, ``k`` the number of parameter-sized state arrays
+  (``OPTIMIZER_STATE`` below: SGD 0, momentum 1, Adagrad 1, RMSprop 1-3, Adadelta 2,
+  Adam 2, AMSGrad 3).
+* activations     kept from the forward pass for the backward pass: the input of every
+  Dense layer and the output of every activation, ``B * sum_l n_l`` values.  During the
+  backward pass two delta arrays of at most ``B * max_l n_l`` values are alive on top.
+
+Bytes use decimal units (1 TB = 10^12 B), as the lecture does.
+
+Example::
+
+    >>> from gradfit.memory import memory_report
+    >>> memory_report([100, 500, 1000, 2000, 1])["parameters"]
+    2555501
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: optimizer name -> number of parameter-sized state arrays it keeps.
+OPTIMIZER_STATE = {
+    "sgd": 0,
+    "sgd (momentum / nesterov)": 1,
+    "adagrad": 1,
+    "rmsprop": 1,
+    "rmsprop (momentum or centered)": 2,
+    "rmsprop (momentum + centered)": 3,
+    "adadelta": 2,
+    "adam / adamw": 2,
+    "adam (amsgrad)": 3,
+}
+
+_UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
+
+
+def human_bytes(n: float) -> str:
+    """``52244690256024 -> '52.2 TB'`` (decimal units)."""
+    for scale, unit in _UNITS:
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _check_sizes(layer_sizes):
+    try:
+        sizes = [int(s) for s in layer_sizes]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"layer_sizes must be a sequence of positive integers, got {layer_sizes!r}"
+        ) from exc
+    if len(sizes) < 2 or any(s < 1 for s in sizes) or any(
+        float(s) != float(o) for s, o in zip(sizes, layer_sizes)
+    ):
+        raise ValueError(
+            f"layer_sizes must be at least two positive integers (input first, "
+            f"e.g. 100 500 1000 2000 1), got {list(layer_sizes)!r}"
+        )
+    return sizes
+
+
+def memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="float32") -> dict:
+    """Memory needed to train the Dense network ``layer_sizes`` (see the module docstring).
+
+    Returns a JSON-able dict: ``parameters``, ``itemsize``, ``parameter_bytes``,
+    ``gradient_bytes``, ``hessian`` (entries, bytes in float64, the arithmetic as text),
+    ``optimizer_state`` (name -> {arrays, bytes}), ``activations`` (one row per batch size:
+    values kept, bytes kept, peak bytes during backward).
+    """
+    sizes = _check_sizes(layer_sizes)
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError as exc:
+        raise TypeError(f"dtype must be a numpy float dtype such as 'float32', got {dtype!r}") from exc
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a float dtype ('float32' or 'float64'), got {dtype!r}")
+    batches = [int(b) for b in batch_sizes]
+    if not batches or any(b < 1 for b in batches):
+        raise ValueError(f"batch_sizes must be positive integers, got {list(batch_sizes)!r}")
+
+    layers = [(a * b + b, f"{a}x{b} + {b}") for a, b in zip(sizes[:-1], sizes[1:])]
+    p = sum(n for n, _ in layers)
+    hess = p * p
+    arithmetic = f"{p:,}^2 x 8 B = {hess:,} x 8 B = {hess * 8:,} B = {human_bytes(hess * 8)}"
+    acts = []
+    for b in batches:
+        kept = b * sum(sizes)
+        peak = kept + 2 * b * max(sizes)
+        acts.append({"batch": b, "values": kept, "bytes": kept * itemsize,
+                     "peak_bytes": peak * itemsize})
+    return {
+        "layer_sizes": sizes,
+        "dtype": str(np.dtype(dtype)),
+        "itemsize": itemsize,
+        "layers": [{"parameters": n, "formula": f} for n, f in layers],
+        "parameters": p,
+        "parameter_bytes": p * itemsize,
+        "gradient_bytes": p * itemsize,
+        "hessian": {"entries": hess, "bytes_float64": hess * 8, "arithmetic": arithmetic},
+        "optimizer_state": {
+            name: {"arrays": k, "bytes": k * p * itemsize} for name, k in OPTIMIZER_STATE.items()
+        },
+        "activations": acts,
+    }
+
+
+def format_memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="float32") -> str:
+    """The report of :func:`memory_report` as a readable text table."""
+    r = memory_report(layer_sizes, batch_sizes, dtype)
+    p, isz = r["parameters"], r["itemsize"]
+    net = "-".join(str(s) for s in r["layer_sizes"])
+    lines = [f"Network {net}, {r['dtype']} ({isz} B per value)", ""]
+    lines.append("Parameters (kernel + bias per Dense layer):")
+    for layer in r["layers"]:
+        lines.append(f"  {layer['formula']:>24} = {layer['parameters']:>14,}")
+    lines.append(f"  {'total P':>24} = {p:>14,}   ({human_bytes(r['parameter_bytes'])})")
+    lines.append(f"Gradients: P values = {human_bytes(r['gradient_bytes'])}")
+    lines.append("")
+    lines.append("Hessian (P x P, float64):")
+    lines.append(f"  {r['hessian']['arithmetic']}")
+    lines.append("")
+    lines.append(f"{'optimizer':<32}{'state arrays':>13}{'state':>12}{'params+grads+state':>20}")
+    for name, s in r["optimizer_state"].items():
+        total = r["parameter_bytes"] + r["gradient_bytes"] + s["bytes"]
+        lines.append(f"{name:<32}{s['arrays']:>13}{human_bytes(s['bytes']):>12}"
+                     f"{human_bytes(total):>20}")
+    lines.append("")
+    lines.append("Activations kept for backward (B x sum of layer sizes), peak adds 2 deltas:")
+    lines.append(f"{'batch':>8}{'values':>16}{'kept':>12}{'peak':>12}")
+    for a in r["activations"]:
+        lines.append(f"{a['batch']:>8}{a['values']:>16,}{human_bytes(a['bytes']):>12}"
+                     f"{human_bytes(a['peak_bytes']):>12}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``gradfit memory`` on an argparse parser."""
+    parser.add_argument("layer_sizes", nargs="+", type=int,
+                        help="layer widths, input first (e.g. 100 500 1000 2000 1)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 32, 128, 1024],
+                        help="batch sizes for the activation memory (default 1 32 128 1024)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+
+
+def run(args) -> int:
+    """``gradfit memory``: print the report; returns the exit status."""
+    print(format_memory_report(args.layer_sizes, args.batch_sizes, args.dtype))
+    return 0

@@ -1,0 +1,122 @@
+"""gradfit bench: the --quick smoke run writes well-formed JSON (no speed thresholds)."""
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from gradfit import bench
+from gradfit.bench.matmul import naive_matmul
+from gradfit.bench.timing import time_call
+from gradfit.bench.training import n_params
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    frameworks = "gradfit,torch" if _has("torch") else "gradfit"
+    args = parser.parse_args(["--quick", "--threads", "1", "--json", str(path),
+                              "--frameworks", frameworks])
+    assert bench.run(args) == 0
+    return json.loads(path.read_text())
+
+
+def _has(name):
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
+
+
+def test_header_names_versions_threads_and_blas_kernel(quick_results):
+    env = quick_results["environment"]
+    assert quick_results["quick"] is True and quick_results["schema"] == bench.SCHEMA_VERSION
+    assert env["versions"]["numpy"] == np.__version__
+    assert env["threads"]["requested"] == 1
+    assert env["cpu"] and "kernel" in env["blas"] or "unknown" in env["blas"]
+    if _has("threadpoolctl"):
+        blas = [p for p in env["thread_pools"] if p.get("user_api") == "blas"]
+        assert blas and blas[0]["internal_api"] and blas[0]["num_threads"] == 1
+
+
+def test_matmul_and_optimizer_sections(quick_results):
+    names = [r["name"] for r in quick_results["matmul"]]
+    assert any("Python" in n for n in names) and any("numpy" in n for n in names)
+    for r in quick_results["matmul"]:
+        m, k, n = r["shape"]
+        assert r["gflops"] == pytest.approx(2 * m * k * n / r["seconds"] / 1e9)
+    opt = quick_results["optimizer_step"]
+    assert opt["copy"] and all(c["gbps"] > 0 for c in opt["copy"])
+    paths = {(r["optimizer"], r["path"]) for r in opt["steps"] if "error" not in r}
+    assert ("adam", "numpy reference") in paths
+    for r in opt["steps"]:
+        if "error" not in r:
+            assert r["gbps"] == pytest.approx(r["bytes"] / r["seconds"] / 1e9)
+    if _has("torch"):
+        assert ("adam", "torch Adam(fused=True)") in paths
+
+
+def test_training_rows(quick_results):
+    rows = quick_results["training"]
+    assert not [r for r in rows if "error" in r], [r["error"] for r in rows if "error" in r]
+    frameworks = {r["framework"].split()[0] for r in rows}
+    assert "gradfit" in frameworks and ("torch" in frameworks) == _has("torch")
+    matmul = next(r["gflops"] for r in quick_results["matmul"] if "float32" in r["name"])
+    for r in rows:
+        assert r["parameters"] == n_params(r["sizes"])
+        assert r["samples_per_s"] == pytest.approx(r["batch"] / r["seconds_per_step"])
+        assert r["gflops"] == pytest.approx(6 * r["parameters"] * r["batch"]
+                                            / r["seconds_per_step"] / 1e9)
+        assert r["fraction_of_matmul"] == pytest.approx(r["gflops"] / matmul)
+    assert len(quick_results["targets"]) == 7
+    assert all(set(t) >= {"target", "goal", "value", "met"} for t in quick_results["targets"])
+
+
+def test_report_text(quick_results):
+    text = bench.format_report(quick_results)
+    for needle in ("BLAS (numpy)", "(a) matrix product", "(b) training", "(c) optimizer",
+                   "Targets of issue #8", "GB/s"):
+        assert needle in text
+
+
+def test_naive_matmul_is_a_matmul():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    np.testing.assert_allclose(naive_matmul(a.tolist(), b.tolist()), a @ b, rtol=1e-12)
+
+
+def test_time_call_takes_the_best_repeat():
+    calls = []
+    assert time_call(lambda: calls.append(1), min_time=0.001, repeats=3, warmup=2) > 0
+    assert len(calls) >= 2 + 1 + 3
+
+
+def test_profile_parts_cover_the_step():
+    from gradfit.bench.profile import format_profile, profile_step
+    prof = profile_step([8, 16, 3], "ce", 4, repeats=2)
+    names = [n for n, _ in prof["rows"]]
+    assert sum(n.startswith("forward") for n in names) == 2
+    assert sum(n.startswith("backward") for n in names) == 2
+    assert names[-1].startswith("optimizer update (Adam")
+    assert prof["total"] > 0 and "8-16-3" in format_profile(prof)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="mxnet"):
+        bench.run_bench(quick=True, frameworks=("mxnet",), sections=())
+    with pytest.raises(ValueError, match="threads"):
+        bench.run_bench(quick=True, threads=-2, sections=())
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    with pytest.raises(ValueError, match="gpu"):
+        bench.run(parser.parse_args(["--quick", "--sections", "gpu", "--json", "-"]))
+
+
+def test_thread_counts_are_restored_after_a_run():
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    bench.run_bench(quick=True, threads=1, sections=("matmul",))
+    assert numba.get_num_threads() == before
