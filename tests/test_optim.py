@@ -406,7 +406,8 @@ class _FakeFused:
     def __init__(self, answer):
         self.answer, self.calls = answer, []
 
-    def try_step(self, opt, params, grads, state, lr):
+    def try_step(self, opt, params, grads, state, lr, decay=False):
+        assert decay, "the optimizer lets the kernel apply weight decay in its single pass"
         self.calls.append((state["step"], lr, grads.copy()))
         if self.answer:
             params -= 1.0

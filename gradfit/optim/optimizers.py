@@ -179,12 +179,14 @@ class Optimizer:
             T.clip_by_norm_(grads, self.clipnorm, self.segments)
         elif self.global_clipnorm is not None:
             T.clip_by_global_norm_(grads, self.global_clipnorm)
-        if self.weight_decay:
-            if self._decoupled_decay:
-                T.decay_weights_(params, lr, self.weight_decay)
-            else:
-                T.add_decayed_weights_(grads, params, self.weight_decay)
-        if not (self.fused and _fused is not None and _fused.try_step(self, params, grads, state, lr)):
+        # The fused kernel applies weight decay inside its single pass (decay=True).
+        if not (self.fused and _fused is not None
+                and _fused.try_step(self, params, grads, state, lr, decay=True)):
+            if self.weight_decay:
+                if self._decoupled_decay:
+                    T.decay_weights_(params, lr, self.weight_decay)
+                else:
+                    T.add_decayed_weights_(grads, params, self.weight_decay)
             self._step(params, grads, state, lr, step + 1)
         state["step"] = step + 1
         return params, state
