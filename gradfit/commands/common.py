@@ -13,11 +13,14 @@ def add_data_arguments(p):
                    help="digits (bundled, offline), mnist, fashion-mnist, or a .npz/.csv file "
                         "(default: digits). MNIST files are read from $GRADFIT_DATA/mnist/ or the user cache")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ and fashion-mnist/ (overrides $GRADFIT_DATA)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the train/test split for data without its own test set (digits, "
+                        "files); keep it equal between train and evaluate (default 0)")
 
 
 def load_data(args):
     from .. import datasets
-    return datasets.load(args.data, seed=getattr(args, "seed", 0), data_dir=args.data_dir)
+    return datasets.load(args.data, seed=args.split_seed, data_dir=args.data_dir)
 
 
 def parse_hidden(text: str) -> list[int]:

@@ -8,7 +8,6 @@ def add_arguments(p):
     p.add_argument("model", help="a model file written by model.save / gradfit train (model.gfm)")
     add_data_arguments(p)
     p.add_argument("--split", default="test", choices=["test", "train"], help="which part of the data (default test)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the digits/file train-test split (default 0)")
     p.add_argument("--batch-size", type=int, default=256)
 
 

@@ -1,0 +1,83 @@
+"""The command line: train writes a complete run folder; evaluate/predict use it; help and
+errors are clear."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gradfit.cli import SUBCOMMANDS, main
+
+
+def test_train_evaluate_predict_round_trip(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "3", "--hidden", "32", "--out", str(out), "--verbose", "0",
+                 "--patience", "2", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "Test (359 examples): loss" in printed and "accuracy" in printed
+    for name in ("model.gfm", "history.csv", "history.png", "config.json", "results.json"):
+        assert (out / name).stat().st_size > 0, name
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == "digits" and config["hidden"] == "32" and config["epochs"] == 3
+    assert config["optimizer"]["class_name"] == "Adam"
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs_run"] == 3
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 4
+
+    assert main(["evaluate", str(out / "model.gfm"), "--data", "digits"]) == 0
+    evaluated = capsys.readouterr().out
+    acc = float(evaluated.split("accuracy ")[1].split()[0].rstrip(","))
+    assert abs(acc - results["test"]["accuracy"]) < 1e-4
+
+    import gradfit
+    (_, _), (x_test, _) = gradfit.datasets.digits()
+    np.save(tmp_path / "x.npy", x_test[:5])
+    assert main(["predict", str(out / "model.gfm"), "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "p.csv")]) == 0
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0].split(",")[:2] == ["class", "p0"] and len(lines) == 6
+    probs = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)[:, 1:]
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+
+def test_resume_with_backup_finishes_the_same_run(tmp_path, capsys):
+    args = ["train", "--epochs", "2", "--hidden", "16", "--verbose", "0", "--backup", "--seed", "3"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert not (tmp_path / "a" / "backup").exists(), "the backup is removed once training ends"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--hidden", "10,x"], "--hidden must be comma-separated"),
+    (["train", "--data", "nope"], "unknown dataset 'nope'"),
+    (["train", "--optimizer", "adamx"], "adamx"),
+    (["train", "--batch-size", "0", "--epochs", "1"], "batch_size must be a positive integer, got 0"),
+    (["train", "--activation", "swish"], "unknown activation 'swish'"),
+    (["evaluate", "/nonexistent/model.gfm"], "no such gradfit file"),
+])
+def test_bad_arguments_are_clear_errors(argv, message, capsys, tmp_path):
+    code = main(argv + (["--out", str(tmp_path / "r"), "--verbose", "0"] if argv[0] == "train" else []))
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+def test_every_subcommand_has_help(command):
+    proc = subprocess.run([sys.executable, "-m", "gradfit", command, "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: gradfit {command}")
+
+
+def test_top_level_help_lists_every_subcommand():
+    proc = subprocess.run([sys.executable, "-m", "gradfit", "--help"], capture_output=True, text=True)
+    for name in SUBCOMMANDS:
+        assert name in proc.stdout
+
+
+def test_memory_command_reports_the_lectures_numbers(capsys):
+    assert main(["memory", "100", "500", "1000", "2000", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2,555,501" in out and "52.2 TB" in out
