@@ -141,6 +141,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             cbs.on_train_batch_end(step, {"loss": sums.loss})
             if backup is not None:
                 backup.after_step(model, cbs, epoch, step + 1, epoch_rng, sums.values)
+            if model.stop_training:   # a callback may stop mid-epoch; the epoch still ends (Keras 3)
+                break
         if model.stop_training and getattr(model, "_nan_stop", False):
             break
         # 8. End of epoch: exact training and validation metrics, callbacks decide.
