@@ -1,35 +1,46 @@
 """GradientNoiseScale: log B_simple = tr(Sigma)/|G|^2 during ordinary training.
 
-Each training step (every ``every`` steps) it reads ``model.layer_io()``: per Dense layer the
-last batch's input x (B, n_in) and dz (B, n_out), the gradient of the batch-MEAN loss w.r.t.
-the pre-activation output, so the per-example gradient is dz * denom, denom = the global batch
-size (gradfit's data-parallel convention: every rank divides by it).  From them:
+The training loop hands over the gradient norms it already has: a callback with
+``needs_grad_norms = True`` finds, at ``on_train_batch_end``, ``model.grad_norms`` =
+{"local_sq": |G_local|^2 (the mean gradient over this rank's slice), "global_sq": |G_B|^2 (the
+mean over the global batch, after the Allreduce), "b_local", "b_global"}, computed before the
+optimizer step (so it is the true gradient even if the optimizer overwrites ``model.grads``).
+Two routes (``method="auto"`` picks by b_local < b_global):
 
-* the exact per-example squared norms |g_i|^2 = sum_layers (|x_i|^2 + 1) |dz_i|^2 * denom^2,
-* the squared norm of their mean |G_B|^2 = |x^T dz|^2 + |sum_i dz_i|^2 (times (denom/B)^2),
-* one batch's unbiased |G|^2 and tr(Sigma) (``gradfit.noise_scale.exact_estimates``),
-* folded into the separate EMAs of ``NoiseScaleEstimator`` (ema=0.95, bias-corrected).
+* **data parallel** (``"two_batch"``, the paper's free estimate, McCandlish et al. 2018 App. A.1):
+  B_small = the per-rank batch, B_big = the global batch.  The ranks' |G_local|^2 are averaged by
+  one allreduce of 3 numbers; with uneven slices E[mean_r |G_r|^2] = |G|^2 + tr(Sigma) mean_r(1/b_r),
+  so B_small is the harmonic mean of the b_r.  No per-example work, any layer type.
+* **one process** (``"per_example"``): exact per-example squared norms of the Dense layers from
+  ``model.layer_io()`` (x (B, n_in) and dz (B, n_out), the gradient of the batch-MEAN loss, so the
+  per-example gradient is dz * denom, denom = the global batch),
+  |g_i|^2 = sum_layers (|x_i|^2 + 1) |dz_i|^2 denom^2, and |G_B|^2 = ``grad_norms["global_sq"]``;
+  one batch's unbiased |G|^2 and tr(Sigma) (``gradfit.noise_scale.exact_estimates``).
+  Under MPI this route estimates per rank and averages (one allreduce of 4 numbers); it needs
+  |G_local|^2 of each rank, which ``grad_norms["local_sq"]`` gives.
 
-Under MPI each rank estimates from its own batch and the estimates are averaged over ranks
-(one allreduce of 4 numbers, which also gives the global batch size), so every rank holds the
-same value; rank 0 reports.
+Both are folded into the separate EMAs of ``NoiseScaleEstimator`` (ema=0.95, bias-corrected).
+Without ``model.grad_norms`` from this step (a model driven by hand, not by ``fit``), |G_B|^2
+is recomputed from (x, dz) as before (``mean_grad_sq_norm``).
 
-Overhead per measured step, per Dense layer: O(B (n_in + n_out)) for the per-example norms and
-min(B n_in n_out, B^2 (n_in + n_out)) for |G_B|^2: one more product the size of the backward's
-weight-gradient product.  The loop calls callbacks after the optimizer step, which may have
-overwritten the gradient buffer (clipping), so |G_B|^2 is recomputed from (x, dz).  For a
-first-layer-dominated MLP that is +50 % of the step, hence the default ``every=10``.
-Measured: the best of 40 timings of ``on_train_batch_end`` against the best of 40 of
-``model.compute_gradients`` + ``optimizer.update`` (float32, Adam, 2 BLAS threads), every=1:
+Overhead per measured step: the two-batch route, an O(1) allreduce; the per-example route,
+O(B (n_in + n_out)) per Dense layer (two row-wise dot products).  The loop's two O(P) dot
+products are paid on every step once the callback is present.  Measured with
+``OMP_NUM_THREADS=1 python -m gradfit.noise_scale.overhead --repeats 7 --steps 60`` (one process,
+float32 SGD, 1 BLAS thread, best of 7, 2-core machine), per step against no callback:
 
-    784-128-10      B=32 +48 %   B=128 +49 %   B=512 +51 %
-    784-512-512-10  B=32  +1 %   B=128  +6 %   B=512 +27 %
+    784-128-10       B=32  every=10 +8 %  every=1 +25 %
+                     B=128 every=10 +5 %  every=1 +12 %
+                     B=512 every=10  0 %  every=1  +5 %
+    784-512-512-10   B=32, 128: within the timing noise (< 3 %) at every=1 and every=10
 
-so every=10 costs at most about 5 %.  If the loop handed over |G_B|^2 before the optimizer step
-(an O(P) dot product) the cost would drop to the O(B (n_in + n_out)) norms alone.
+Recomputing |G_B|^2 from (x, dz), as before the loop handed it over, measured +48..51 % at
+every=1 on 784-128-10 (Adam, 2 BLAS threads).
 
-Only Dense parameters count: |G|^2 and tr(Sigma) are over the layers that ``layer_io`` lists
-(no regulariser terms, which are the same for every example).
+Only Dense parameters count on the per-example route: its |g_i|^2 is over the layers that
+``layer_io`` lists, and ``global_sq`` over the whole flat buffer; they agree for networks of Dense
+layers (every parametric gradfit layer today).  A layer with parameters but no ``io`` would make
+them disagree (none exists).
 
 Values: ``self.history`` = {"step", "b_simple" (None while unavailable), "g_sq", "trace_sigma"},
 ``self.b_simple`` and ``self.status``; at each epoch end ``logs["b_simple"]``,
@@ -43,12 +54,14 @@ import math
 import numpy as np
 
 from gradfit.callbacks.base import Callback, check_int
-from gradfit.noise_scale.estimator import NoiseScaleEstimator
+from gradfit.noise_scale.estimator import NoiseScaleEstimator, two_batch_estimates
 from gradfit.noise_scale.per_example import (
     exact_estimates,
     mean_grad_sq_norm,
     per_example_grad_sq_norms,
 )
+
+METHODS = ("auto", "two_batch", "per_example")
 
 
 class GradientNoiseScale(Callback):
@@ -57,27 +70,36 @@ class GradientNoiseScale(Callback):
     Args:
         ema: beta of the EMAs of tr(Sigma) and |G|^2 (default 0.95: about 20 measured steps).
         min_steps: measured steps before a value is reported (default 10).
-        every: measure every ``every`` training steps (default 10: see the overhead above).
+        every: measure every ``every`` training steps (default 10).
         use_bias: "auto" (read each Dense layer's ``use_bias``), a bool, or one bool per layer.
         log_key: the key in the epoch logs (default "b_simple").
+        method: "auto" (two_batch under data parallelism, else per_example), "two_batch" or
+            "per_example" (see the module docstring).
 
     ``on_train_begin`` starts afresh (a resumed run restores ``set_state`` after it).
     """
 
+    needs_grad_norms = True   # the loop then sets model.grad_norms before on_train_batch_end
+
     def __init__(self, ema: float = 0.95, min_steps: int = 10, every: int = 10,
-                 use_bias="auto", log_key: str = "b_simple"):
+                 use_bias="auto", log_key: str = "b_simple", method: str = "auto"):
         super().__init__()
         self.every = check_int("GradientNoiseScale", "every", every, minimum=1)
-        # b_small/b_big are unused on this path: the estimates come from per-example norms.
+        if method not in METHODS:
+            raise ValueError(f"GradientNoiseScale: method must be one of {METHODS}, got {method!r}")
+        self.method = method
+        # b_small/b_big are passed per update (two_batch) or unused (per_example estimates).
         self.estimator = NoiseScaleEstimator(1, 2, ema=ema, min_steps=min_steps)
         self.use_bias = use_bias
         self.log_key = log_key
+        self._norms_before = None
         self._reset()
 
     def _reset(self):
         self.estimator.reset()
         self._step = 0
         self.history = {"step": [], "b_simple": [], "g_sq": [], "trace_sigma": []}
+        self.route = None    # the route of the last measurement: "two_batch" or "per_example"
 
     def on_train_begin(self, logs=None):
         self._reset()
@@ -88,37 +110,82 @@ class GradientNoiseScale(Callback):
         layers = [l for l in getattr(self.model, "layers", []) if hasattr(l, "io")]
         return [bool(getattr(l, "use_bias", True)) for l in layers] or True
 
+    def on_train_batch_begin(self, batch, logs=None):
+        # the loop assigns a NEW dict every step: identity tells this step's norms from stale ones
+        self._norms_before = getattr(self.model, "grad_norms", None)
+
+    def _fresh_norms(self):
+        norms = getattr(self.model, "grad_norms", None)
+        return norms if norms is not None and norms is not self._norms_before else None
+
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
+        norms = self._fresh_norms()
+        self._norms_before = norms
         if (self._step - 1) % self.every:
             return
-        ios = list(self.model.layer_io())
-        b = int(ios[0][0].shape[0])
-        bias = self._biases()
-        # Estimates for dz as given (scale 1): |G|^2 and tr(Sigma) scale as denom^2 together.
-        valid = b >= 2   # one example carries no variance information
-        g1 = tr1 = 0.0
-        if valid:
-            sq = per_example_grad_sq_norms(ios, use_bias=bias)
-            est = exact_estimates(sq, mean_grad_sq_norm(ios, use_bias=bias))
-            g1, tr1 = est.g_sq, est.trace_sigma
         comm = getattr(self.model, "comm", None)
-        # One collective for [examples, ranks with an estimate, sums of their estimates]: every
-        # rank calls it every measured step (no rank may skip), and all ranks end up equal.
-        v = np.array([b, float(valid), g1, tr1], dtype=np.float64)
-        if comm is not None and getattr(comm, "size", 1) > 1:
-            comm.allreduce_(v)
-        denom, n_valid = v[0], v[1]
-        if n_valid == 0:
+        parallel = comm is not None and getattr(comm, "size", 1) > 1
+        route = self.method
+        if route == "auto":
+            split = norms is not None and norms["b_local"] < norms["b_global"]
+            route = "two_batch" if split else "per_example"
+        if route == "two_batch":
+            est = self._two_batch(norms, comm if parallel else None)
+        else:
+            est = self._per_example(norms, comm if parallel else None)
+        if est is None:
             return
-        g_sq = float(v[2] / n_valid * denom**2)
-        trace = float(v[3] / n_valid * denom**2)
-        value = self.estimator.update_estimates(g_sq, trace)
+        self.route = route
+        value = self.estimator.update_estimates(*est)
         h = self.history
         h["step"].append(self._step)
         h["b_simple"].append(value)
         h["g_sq"].append(self.estimator.g_sq)
         h["trace_sigma"].append(self.estimator.trace_sigma)
+
+    def _two_batch(self, norms, comm):
+        if norms is None or norms["b_local"] >= norms["b_global"]:
+            got = None if norms is None else (norms["b_local"], norms["b_global"])
+            raise ValueError(
+                "GradientNoiseScale(method='two_batch') needs data-parallel training (local batch < "
+                f"global batch, from model.grad_norms set by fit), got (b_local, b_global)={got}; "
+                "use method='auto' or 'per_example' in one process"
+            )
+        # [sum_r |G_r|^2, sum_r 1/b_r, ranks]: one allreduce, the same result on every rank
+        v = np.array([norms["local_sq"], 1.0 / norms["b_local"], 1.0], dtype=np.float64)
+        if comm is not None:
+            _allreduce_small(comm, v)
+        b_small = v[2] / v[1]          # harmonic mean of the per-rank batches
+        return two_batch_estimates(v[0] / v[2], norms["global_sq"], b_small, float(norms["b_global"]))
+
+    def _per_example(self, norms, comm):
+        ios = list(self.model.layer_io())
+        b = int(ios[0][0].shape[0])
+        bias = self._biases()
+        valid = b >= 2   # one example carries no variance information
+        g1 = tr1 = 0.0
+        denom = norms["b_global"] if norms is not None else None
+        if valid:
+            if norms is not None:
+                # |G_local|^2 of this rank's slice (= global_sq in one process): no recomputation
+                sq = per_example_grad_sq_norms(ios, scale=denom, use_bias=bias)
+                est = exact_estimates(sq, norms["local_sq"])
+            else:
+                # dz as given (scale 1); |G|^2 and tr(Sigma) are scaled by denom^2 below
+                sq = per_example_grad_sq_norms(ios, use_bias=bias)
+                est = exact_estimates(sq, mean_grad_sq_norm(ios, use_bias=bias))
+            g1, tr1 = est.g_sq, est.trace_sigma
+        # One collective for [examples, ranks with an estimate, sums of their estimates]: every
+        # rank calls it every measured step (no rank may skip), and all ranks end up equal.
+        v = np.array([b, float(valid), g1, tr1], dtype=np.float64)
+        if comm is not None:
+            _allreduce_small(comm, v)
+        n_valid = v[1]
+        if n_valid == 0:
+            return None
+        scale = 1.0 if norms is not None else v[0] ** 2
+        return float(v[2] / n_valid * scale), float(v[3] / n_valid * scale)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -150,3 +217,10 @@ class GradientNoiseScale(Callback):
         self._step = int(state["step"])
         self.estimator.set_state(state["estimator"])
         self.history = {k: list(v) for k, v in state["history"].items()}
+
+
+def _allreduce_small(comm, v):
+    """Sum a few float64 numbers over the ranks in place (allreduce_array_ where the comm has it)."""
+    reduce = getattr(comm, "allreduce_array_", None) or comm.allreduce_
+    reduce(v)
+    return v

@@ -58,6 +58,11 @@ def plot_frontier(S, E, path, S_min=None, E_min=None, b_simple=None, title=None)
         ax.plot(ps, pe, "^", color=OKABE_ITO["green"], mec="k", ms=8, label=f"B_simple = {b_simple:.4g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
+    for axis in (ax.xaxis, ax.yaxis):   # minor labels only where few majors; never overlapping
+        axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    if np.ptp(np.log10(fs)) > 1.2:
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("optimisation steps S")
     ax.set_ylabel("examples processed E")
     ax.set_title(title or "Steps vs examples to reach the target loss")
