@@ -34,9 +34,9 @@ _kernels = None  # dict: optimizer._step function -> python launcher; built on f
 
 def _build():
     """Compile-on-first-call numba kernels; None when numba is missing."""
-    try:
-        import numba
-    except ImportError:
+    from ..backend import configure_numba
+    numba = configure_numba()
+    if numba is None:
         return None
     jit = numba.njit(parallel=True, fastmath=False, cache=True)
     prange = numba.prange
