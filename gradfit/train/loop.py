@@ -100,15 +100,7 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     watchdog = Watchdog(comm).start() if comm.size > 1 else None
     while epoch < epochs:
         # 3. This epoch's batches: one permutation, the same on every rank.
-        if epoch_rng is None:
-            epoch_rng = get_rng_state()
-            current_rng = None
-        else:                       # resuming mid-epoch: redraw the epoch's permutation, then
-            current_rng = get_rng_state()   # continue the RNG stream where the backup left it
-            set_rng_state(epoch_rng)
-        perm = rng().permutation(n) if shuffle else np.arange(n)
-        if current_rng is not None:
-            set_rng_state(current_rng)
+        perm, epoch_rng = _permutation(n, shuffle, epoch_rng)
         batches = epoch_batches(perm, batch_size, drop_remainder)
         cbs.on_epoch_begin(epoch)
         for step in range(first_step, steps):
@@ -143,7 +135,7 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
                 backup.after_step(model, cbs, epoch, step + 1, epoch_rng, sums.values)
             if model.stop_training:   # a callback may stop mid-epoch; the epoch still ends (Keras 3)
                 break
-        if model.stop_training and getattr(model, "_nan_stop", False):
+        if model._nan_stop:
             break
         # 8. End of epoch: exact training and validation metrics, callbacks decide.
         logs = sums.logs(model)
@@ -163,6 +155,22 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     cbs.on_train_end(logs)
     model.set_shard(0, None)
     return cbs.history
+
+
+def _permutation(n, shuffle, epoch_rng_state):
+    """(this epoch's permutation, the RNG state it was drawn from).
+
+    A fresh epoch draws from the generator as it stands. A run resumed mid-epoch passes the
+    saved state of the epoch's start: the same permutation is drawn again from it, and the
+    generator then continues from where the backup left it (dropout masks)."""
+    if epoch_rng_state is None:
+        epoch_rng_state = get_rng_state()
+        return (rng().permutation(n) if shuffle else np.arange(n)), epoch_rng_state
+    now = get_rng_state()
+    set_rng_state(epoch_rng_state)
+    perm = rng().permutation(n) if shuffle else np.arange(n)
+    set_rng_state(now)
+    return perm, epoch_rng_state
 
 
 def _announce(model, n, batch_size, steps, drop_remainder, val, epoch):
