@@ -1,0 +1,254 @@
+"""Data-parallel `fit` under a real ``mpiexec -n 2`` / ``-n 3`` against one process.
+
+The lecture's "pattern separability" made a test: the loss of a global batch is a sum over its
+examples, so N ranks each taking 1/N of every global batch, summing their gradients with one
+Allreduce and taking the same step must train the same model as one process.
+
+Every run is a subprocess with a timeout (a hang fails the test; it never hangs CI). The scripts
+in tests/mpi_scripts/fit_*.py write what each rank ended with to rank-specific files in a tmp dir
+(the scripts do, never the library), and these tests compare them.
+
+Tolerances:
+* float64: 1e-10 relative (the issue's bound). Only the summation order differs (2 or 3 partial
+  sums of the batch, then Allreduce), a few ulps (1e-16) per step; measured ~3e-16 after 50 steps.
+* float32: ``STEPS * eps32`` relative to max|w| (50 * 1.19e-7 = 6e-6): the same reordering gives
+  at most about one float32 ulp of relative change per step, and over these few steps the
+  updates do not amplify it, so at worst the ulps add up linearly (measured: 1.2e-7, one ulp).
+
+Checked by mutation (monkeypatching the library under ``mpiexec -n 2``): dropout masks drawn per
+rank instead of for the global batch move every configuration by 4e-2..0.7; a loss divided by
+the local instead of the global batch moves Nesterov SGD by 0.7 but Adam, nearly invariant to
+the gradient's scale, by only 2e-6 - caught by the float64 bound and by the doubled loss in the
+history, not by the float32 one; hence float64 SGD and the history comparison below.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradfit.parallel import launch
+
+pytestmark = pytest.mark.mpi
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
+MPI_VARS = ("PMI_RANK", "PMI_SIZE", "PMI_FD", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
+            "PMIX_RANK", "MPI_LOCALNRANKS", "GRADFIT_MPI")
+EPS32 = float(np.finfo(np.float32).eps)
+STEPS = 5 * (120 // 12)          # fit_equivalence.py: 5 epochs of 120 examples in batches of 12
+TOL64, TOL32 = 1e-10, STEPS * EPS32
+TIMEOUT = 120                    # per job; generous because CI machines may be loaded
+
+
+def env(**extra):
+    """This environment minus MPI launcher variables, gradfit importable, 1 BLAS thread."""
+    e = {k: v for k, v in os.environ.items() if k not in MPI_VARS}
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    e = launch.thread_env(1, e)
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def need_mpi():
+    pytest.importorskip("mpi4py")
+    if launch.find_mpiexec(required=False) is None:
+        pytest.skip("mpiexec not found (pip install 'gradfit[mpi]')")
+
+
+def job(n, args, timeout=TIMEOUT, cwd=None):
+    """Run `args` on n ranks (n = 0: one plain process); (returncode, output).
+
+    On timeout the whole process group (mpiexec and every rank) is killed: status 124."""
+    cmd = [str(a) for a in args] if n == 0 else launch.mpiexec_command(n, args)
+    proc = subprocess.Popen(cmd, env=env(), cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return 124, proc.communicate()[0]
+
+
+def relerr(a, b):
+    """max |a - b| / max |a|, in float64."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / np.abs(a).max())
+
+
+# ------------------------------------------------------------------ one run each: 1, 2, 3 ranks
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{n: (per-rank params, per-rank records, OUT_DIR listing path)} for n = 1 (no MPI), 2, 3."""
+    need_mpi()
+    got = {}
+    for n in (1, 2, 3):
+        res, out = tmp_path_factory.mktemp(f"res{n}"), tmp_path_factory.mktemp(f"out{n}")
+        args = [sys.executable, SCRIPTS / "fit_equivalence.py", res, out]
+        code, text = job(0 if n == 1 else n, args)
+        assert code == 0, f"{n} ranks failed (status {code}):\n{text}"
+        params = [dict(np.load(res / f"rank{r}.npz")) for r in range(n)]
+        records = [json.loads((res / f"rank{r}.json").read_text()) for r in range(n)]
+        assert sorted(os.listdir(res)) == sorted(f"rank{r}.{e}" for r in range(n)
+                                                 for e in ("npz", "json"))
+        got[n] = (params, records, out)
+    return got
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_n_ranks_train_the_same_model_as_one_process(runs, n):
+    one, _, _ = runs[1]
+    params, records, _ = runs[n]
+    for name in ("adam64", "sgd64", "early"):          # float64: Adam, Nesterov SGD, dropout
+        assert params[0][name].dtype == np.float64
+        assert relerr(one[0][name], params[0][name]) <= TOL64, name
+    assert params[0]["adam32"].dtype == np.float32
+    err32 = relerr(one[0]["adam32"], params[0]["adam32"])
+    assert err32 <= TOL32, f"float32 differs by {err32:.2e} > {STEPS} steps x eps32"
+    # the per-epoch training loss (Allreduced) and metrics follow the one-process run too
+    ref = runs[1][1][0]
+    for name in ("adam64", "sgd64"):
+        for key, values in records[0][name]["history"].items():
+            assert relerr(ref[name]["history"][key], values) <= TOL64, (name, key)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_every_rank_ends_with_identical_weights_and_logs(runs, n):
+    params, records, _ = runs[n]
+    for r in range(1, n):
+        for name in params[0]:
+            assert np.array_equal(params[0][name], params[r][name]), (name, r)
+        for name in ("adam64", "sgd64", "adam32", "early"):
+            assert records[r][name]["history"] == records[0][name]["history"], (name, r)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_validation_metrics_are_exact_over_an_uneven_validation_set(runs, n):
+    """37 validation examples (not a multiple of 2 or 3): every rank's val_loss/metric of the last
+    epoch equals the mean over all 37 computed by hand from the final weights, so no example was
+    padded, dropped or counted twice, and equals the one-process value."""
+    _, records, _ = runs[n]
+    ref = runs[1][1][0]
+    for name, metric in (("adam64", "val_accuracy"), ("sgd64", "val_mae")):
+        for rec in records:
+            h, hand = rec[name]["history"], rec[name]["hand"]
+            assert h["val_loss"][-1] == pytest.approx(hand["loss"], rel=1e-12, abs=0), name
+            assert h[metric][-1] == pytest.approx(hand["metric"], rel=1e-12, abs=0), name
+            assert h["val_loss"][-1] == pytest.approx(ref[name]["history"]["val_loss"][-1],
+                                                      rel=TOL64, abs=0)
+    acc = records[0]["adam64"]["history"]["val_accuracy"][-1]
+    assert abs(acc * 37 - round(acc * 37)) < 1e-9, f"val_accuracy {acc} is not k/37"
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_early_stopping_stops_at_the_same_epoch_on_every_rank(runs, n):
+    _, records, _ = runs[n]
+    ref = runs[1][1][0]["early"]
+    assert ref["stop_training"] and 0 < ref["stopped_epoch"] < 29, "must stop before epoch 30"
+    for rec in records:
+        assert rec["early"]["stopped_epoch"] == ref["stopped_epoch"], rec["rank"]
+        assert len(rec["early"]["history"]["loss"]) == len(ref["history"]["loss"])
+        assert rec["early"]["stop_training"]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_only_rank0_writes_checkpoints_and_csv(runs, n):
+    _, _, out = runs[n]
+    one = sorted(os.listdir(runs[1][2]))
+    assert one == [f"ckpt-{e:02d}.gfm" for e in range(1, 6)] + ["log.csv"]
+    assert sorted(os.listdir(out)) == one, "ranks other than 0 wrote files (or rank 0 missed some)"
+    rows = (out / "log.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 and rows[0].startswith("epoch"), rows  # one header, one row per epoch
+
+
+def test_gradfit_train_under_mpiexec_writes_one_run_folder(tmp_path):
+    """`mpiexec -n 2 gradfit train --out run` in an empty folder: exactly one run folder, one set
+    of files, no rank-suffixed duplicates, nothing written anywhere else in the folder."""
+    need_mpi()
+    args = [sys.executable, "-m", "gradfit", "train", "--data", "digits", "--hidden", "16",
+            "--epochs", "2", "--batch-size", "32", "--patience", "1", "--out", "run",
+            "--verbose", "2"]
+    code, out = job(2, args, cwd=tmp_path)
+    assert code == 0, out
+    assert os.listdir(tmp_path) == ["run"], os.listdir(tmp_path)
+    files = set(os.listdir(tmp_path / "run"))
+    assert {"config.json", "history.csv", "model.gfm", "results.json"} <= files, files
+    assert files <= {"config.json", "history.csv", "model.gfm", "results.json", "history.png"}
+    assert not any(re.search(r"rank|\.\d+$|\(1\)", f) for f in files), files
+    assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 1 + 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["mpi_ranks"] == 2
+    assert out.count("Training on ") == 1 and "2 MPI ranks x 16 examples per rank" in out, out
+
+
+@pytest.mark.parametrize("n, batch", [(2, 15), (3, 16)])
+def test_indivisible_global_batch_fails_on_every_rank_without_hanging(tmp_path, n, batch):
+    need_mpi()
+    t0 = time.monotonic()
+    code, out = job(n, [sys.executable, SCRIPTS / "fit_bad_batch.py", tmp_path, batch], timeout=60)
+    assert code not in (0, 124), f"status {code} (124: hung until the timeout)\n{out}"
+    assert time.monotonic() - t0 < 30 and "TRAINED" not in out
+    want = (f"the global batch size {batch} does not divide by the {n} MPI ranks; "
+            f"use a multiple of {n}")
+    for r in range(n):
+        assert want in (tmp_path / f"rank{r}.txt").read_text(), r
+    # The abort hook prints the message too, but when one rank's MPI_Abort tears the job down,
+    # Hydra may drop the other ranks' (and rarely even that rank's) last output: seen once in ~20
+    # runs at load 3.  So the terminal is only required to show that the job failed.
+    assert want in out or "MPI_Abort" in out or "BAD TERMINATION" in out, out
+
+
+def test_killed_rank_ends_the_job_then_relaunch_resumes_bit_identical(tmp_path):
+    """Rank 1 SIGKILLs itself after step 17 of 40 (BackupAndRestore every 3 steps): the job ends
+    within seconds, the launcher names rank 1; the same command run again resumes from the step-15
+    backup and ends with exactly the weights of an uninterrupted 2-rank run."""
+    need_mpi()
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    ref.mkdir(), run.mkdir()
+    script = [sys.executable, SCRIPTS / "fit_resume.py"]
+    code, out = job(2, script + [ref, tmp_path / "ref_backup"])
+    assert code == 0 and (ref / "steps0").read_text() == "40", out
+
+    command = script + [run, tmp_path / "backup"]
+    (run / "kill").write_text("1 17")
+    wrapper = [sys.executable, "-m", "gradfit.parallel.launch", "-n", "2", "--timeout", "60", "--"]
+    code, out = job(0, wrapper + command)
+    ended = time.time()
+    assert code not in (0, 124), out
+    assert ended - float((run / "killed_at").read_text()) < 10, "the job outlived rank 1 by >10 s"
+    assert "gradfit launch: rank 1 (pid" in out and "SIGKILL" in out, out
+    assert "DONE rank" not in out and not (run / "rank0.npy").exists()
+    assert (tmp_path / "backup" / "backup.gfm").exists()
+
+    code, out = job(2, command)                       # the same command, run again
+    assert code == 0, out
+    assert (run / "steps0").read_text() == (run / "steps1").read_text() == str(40 - 15), \
+        "the relaunch must resume from the step-15 backup, not start again"
+    want = np.load(ref / "rank0.npy")
+    assert want.dtype == np.float32
+    for rank in (0, 1):
+        got = np.load(run / f"rank{rank}.npy")
+        assert np.array_equal(got, want), f"rank {rank}: max difference {np.abs(got - want).max()}"
+    assert not (tmp_path / "backup").exists(), "the backup is deleted when training ends"
+
+
+def test_data_parallel_benchmark_runs_and_reports_every_part():
+    """benchmarks/data_parallel.py on a tiny network: both configurations, every column."""
+    need_mpi()
+    code, out = job(0, [sys.executable, ROOT / "benchmarks" / "data_parallel.py", "--layers",
+                        "8,4,1", "--batches", "8", "--seconds", "0.05", "--fit-steps", "2",
+                        "--allreduce-max-kib", "1"], timeout=TIMEOUT)
+    assert code == 0, out
+    rows = [ln.strip("|").split("|") for ln in out.splitlines()
+            if re.match(r"\| (1 process x \d+ threads|2 ranks x 1 thread) \| 8 \|", ln)]
+    assert len(rows) == 2 and all(len(r) == 12 for r in rows), out
+    assert all(float(r[-2].replace(",", "")) > 0 for r in rows), out    # whole-fit samples/s
+    assert "target >= 85%" in out and "PROJECTION" in out and "kernel" in out, out
+    assert "OPENBLAS_CORETYPE=unset" in out  # removed for the benchmark's children
