@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 import numpy as np
 
@@ -168,6 +169,9 @@ class MPIComm:
         pid, host = os.getpid(), socket.gethostname()
         _write_stderr(f"gradfit: rank {self.rank} of {self.size} (pid {pid} on {host}): "
                       f"{message}\n")
+        # MPICH's launcher tears the job down at once and can drop output it has not yet
+        # forwarded (seen about once in 20 runs): give it a moment to pass the message on.
+        time.sleep(0.3)
         try:
             self.comm.Abort(code)
         finally:  # Abort does not return; if the MPI library refuses, end this rank anyway
