@@ -16,6 +16,8 @@ gradfit is timed twice: ``train_on_batch`` (the Keras call, with its input check
 ``step`` (``compute_gradients`` + ``optimizer.update``, what the training loop runs).
 PyTorch runs ``nn.Sequential`` of ``Linear``/``ReLU`` with ``Adam(fused=True)`` and
 ``CrossEntropyLoss`` on logits; Keras runs ``train_on_batch`` on its own backend.
+When CuPy sees a CUDA device, gradfit on the "cupy" backend and PyTorch on CUDA are timed too
+(each step synchronised), side by side in the same table.
 """
 from __future__ import annotations
 
@@ -97,6 +99,59 @@ def torch_step(sizes, kind, batch, threads):
         loss = loss_fn(net(xt), yt)
         loss.backward()
         opt.step()
+    step.parts = (net, opt, loss_fn, xt, yt)
+    return step
+
+
+# ------------------------------------------------------------------ GPU (CuPy / CUDA)
+def gpu_available() -> bool:
+    """True when CuPy imports and sees a CUDA device."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - no CuPy, no driver, no device
+        return False
+
+
+def gradfit_gpu_step(sizes, kind, batch):
+    """gradfit's step with every array on the GPU (backend "cupy"), synchronised per step."""
+    import cupy
+
+    from gradfit import backend
+    backend.set_backend("cupy")
+    try:
+        model = gradfit_model(sizes, kind)
+        x, y = make_data(sizes, kind, batch)
+        model.train_on_batch(x, y)
+        xd, yd = cupy.asarray(x), cupy.asarray(model.check_targets(y, len(x)))
+    finally:
+        backend.set_backend("numpy")
+
+    def step():
+        backend.set_backend("cupy")
+        try:
+            model.compute_gradients(xd, yd)
+            model.optimizer.update(model.params, model.grads, model.opt_state)
+            cupy.cuda.Device().synchronize()
+        finally:
+            backend.set_backend("numpy")
+    return step
+
+
+def torch_cuda_step(sizes, kind, batch):
+    """PyTorch on the GPU: the same network, Adam(fused=True), synchronised per step."""
+    import torch
+    step_cpu = torch_step(sizes, kind, batch, threads=torch.get_num_threads())
+    net, opt, loss_fn, xt, yt = step_cpu.parts
+    net.cuda()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    xt, yt = xt.cuda(), yt.cuda()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(xt), yt).backward()
+        opt.step()
+        torch.cuda.synchronize()
     return step
 
 
@@ -157,6 +212,13 @@ def _candidates(sizes, kind, batch, threads, frameworks):
         import torch
         out.append((f"torch {torch.__version__} Adam(fused=True)",
                     lambda: torch_step(sizes, kind, batch, threads)))
+    if gpu_available():
+        out.append(("gradfit cupy (GPU)", lambda: gradfit_gpu_step(sizes, kind, batch)))
+        if "torch" in frameworks and _importable("torch"):
+            import torch
+            if torch.cuda.is_available():
+                out.append((f"torch {torch.__version__} CUDA Adam(fused=True)",
+                            lambda: torch_cuda_step(sizes, kind, batch)))
     if "keras" in frameworks and _importable("keras"):
         try:
             step, label = keras_step(sizes, kind, batch)
