@@ -177,8 +177,8 @@ def _announce(model, n, batch_size, steps, drop_remainder, val, epoch):
     comm = model.comm
     left = n % batch_size
     if left and drop_remainder:
-        how = (f"equal-size batches: {left} examples sit each epoch out, different ones every epoch "
-               f"(drop_remainder=False adds a final partial batch)")
+        how = (f"equal-size batches; {left} examples sit each epoch out, different ones every epoch; "
+               f"drop_remainder=False adds a final partial batch instead")
     elif left:
         how = f"the last batch of each epoch has {left} examples (drop_remainder=False)"
     else:
