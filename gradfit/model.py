@@ -201,6 +201,7 @@ class Sequential:
         loss = sum_i l_i / denom (denom = len(x) by default, see `gradfit.losses`).
         """
         if not self._heads_ready:
+            self._ensure_built(x)
             self._setup_heads()
         y_pred = self.forward(x, training=True)
         value, dy = self.batch_loss(y_pred, y, denom)

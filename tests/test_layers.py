@@ -274,3 +274,25 @@ def test_sigmoid_and_softmax_forward_do_not_overflow():
         p = activations.get("softmax").forward(z, np.empty_like(z))
     np.testing.assert_array_equal(s, [[0.0, 0.5, 1.0]])
     np.testing.assert_array_equal(p, [[0.0, 0.0, 1.0]])
+
+
+def test_batch_of_one_kernel_gradient_is_the_outer_product():
+    # B = 1 takes the broadcast-multiply path instead of BLAS: same numbers, same buffer
+    gradfit.set_random_seed(5)
+    model = Sequential([Input(shape=(7,)), Dense(5, activation="tanh"), Dense(3)], dtype="float64")
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(1).normal(size=(1, 7))
+    y = np.random.default_rng(2).normal(size=(1, 3))
+    model.compute_gradients(x, y)
+    first = model.layers[0]
+    xin, dz = first.io()
+    np.testing.assert_array_equal(first.kernel_grad, np.outer(xin[0], dz[0]))
+    assert np.shares_memory(first.kernel_grad, model.grads)
+    # and the whole gradient agrees with finite differences
+    def loss(p):
+        saved = model.params.copy(); model.params[...] = p
+        value = model.loss(y, model.predict(x)); model.params[...] = saved
+        return value
+    p0, g = model.params.copy(), model.grads.copy()
+    num = np.array([(loss(p0 + e) - loss(p0 - e)) / 2e-6 for e in np.eye(len(p0)) * 1e-6])
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-9)

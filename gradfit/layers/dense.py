@@ -82,7 +82,12 @@ class Dense(Layer):
         x_ = xp()
         dz = dy if skip_activation else self.activation.backward(self._a, dy, dy)
         self._dz = dz
-        x_.matmul(self._x.T, dz, out=self.kernel_grad)
+        if dz.shape[0] == 1:
+            # One example: dW is the outer product x^T dz, which OpenBLAS computes slowly
+            # (2.2 ms for the lecture's 1000x2000 layer); a broadcast multiply takes 0.5 ms.
+            x_.multiply(self._x.T, dz, out=self.kernel_grad)
+        else:
+            x_.matmul(self._x.T, dz, out=self.kernel_grad)
         if self.use_bias:
             dz.sum(axis=0, out=self.bias_grad)
         if not self.needs_input_grad:
