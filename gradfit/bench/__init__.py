@@ -100,11 +100,10 @@ def _saved_threads() -> dict:
         saved["pools"] = {d["prefix"]: d["num_threads"] for d in threadpool_info()}
     except ImportError:
         pass
-    try:
-        import numba
+    from ..backend import configure_numba
+    numba = configure_numba()  # before numba starts threads: it picks the threading layer
+    if numba is not None:
         saved["numba"] = numba.get_num_threads()
-    except ImportError:
-        pass
     try:
         import torch
         saved["torch"] = torch.get_num_threads()

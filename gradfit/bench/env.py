@@ -57,11 +57,10 @@ def environment(threads: int) -> dict:
     """The header of every bench run (JSON-able)."""
     import numpy as np
     numba_threads = None
-    try:
-        import numba
+    from ..backend import configure_numba
+    numba = configure_numba()  # before numba starts threads: it picks the threading layer
+    if numba is not None:
         numba_threads = numba.get_num_threads()
-    except ImportError:
-        pass
     torch_threads = None
     try:
         import torch
