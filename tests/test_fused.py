@@ -51,10 +51,8 @@ def _run(make, fused_flag, dtype, steps=20, n=50_003):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("variant", ["parallel", "serial"])
-def test_fused_matches_numpy(name, dtype, variant, monkeypatch):
-    # PARALLEL_MIN 0: the multi-threaded, chunked compilation; above n: the serial one
-    monkeypatch.setattr(fused, "PARALLEL_MIN", 0 if variant == "parallel" else 10**9)
+def test_fused_matches_numpy(name, dtype, monkeypatch):
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 0)  # the multi-threaded, chunked path
     p_ref, s_ref = _run(CASES[name], False, dtype)
     p_fus, s_fus = _run(CASES[name], True, dtype)
     assert s_fus["step"] == s_ref["step"] == 20 and set(s_fus) == set(s_ref)

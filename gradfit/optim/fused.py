@@ -17,7 +17,7 @@ returns False (and the numpy path runs) when numba is not installed, the arrays 
 C-contiguous 1-D float32/float64 numpy arrays of one dtype (e.g. CuPy arrays), or the
 optimizer's ``_step`` is not one of the five below (a subclass that overrides it).
 Threads: ``gradfit.backend.set_num_threads`` sets numba's count (``numba.set_num_threads``);
-buffers under ``PARALLEL_MIN`` elements use a serial compilation of the same loops.
+buffers under ``PARALLEL_MIN`` elements are stepped on one thread.
 
 ``grads`` is only read here (the numpy path overwrites it); callers must not rely on either.
 """
@@ -29,7 +29,7 @@ CHUNK = 16384
 #: below this many elements one thread does the step: waking a thread pool costs more than
 #: it saves (and on a busy machine a parallel region can wait milliseconds for a thread).
 PARALLEL_MIN = 1 << 17
-_kernels = None  # {"parallel"/"serial": {optimizer._step: launcher}}; built on first use
+_kernels = None  # dict: optimizer._step function -> python launcher; built on first use
 
 
 def _build():
@@ -38,10 +38,8 @@ def _build():
     numba = configure_numba()
     if numba is None:
         return None
+    jit = numba.njit(parallel=True, fastmath=False, cache=True)
     prange = numba.prange
-
-    def jit(f):  # collect the plain functions; both variants are compiled below
-        return f
 
     # Each kernel: prange over chunks; the chunk's slices are indexed from 0 so that LLVM
     # sees unit-stride, non-negative indices and vectorizes the loop (indexing the whole
@@ -148,14 +146,8 @@ def _build():
                 den = np.sqrt(s + eps) if inside else np.sqrt(s) + eps
                 ps[i] = pi - ((mi / den) / bc1) * lr
 
-    plain = {"sgd": sgd, "sgd_momentum": sgd_momentum, "adagrad": adagrad,
-             "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
-    # The same loop nests twice: multi-threaded for large buffers, and serial (prange is
-    # range) for small ones, where launching a parallel region, even on one thread, costs
-    # ~100 us: more than Adam on 10k parameters.
-    parallel = numba.njit(parallel=True, fastmath=False, cache=True)
-    serial = numba.njit(parallel=False, fastmath=False, cache=True)
-    return ({k: parallel(f) for k, f in plain.items()}, {k: serial(f) for k, f in plain.items()})
+    return {"sgd": sgd, "sgd_momentum": sgd_momentum, "adagrad": adagrad,
+            "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
 
 
 def _launchers(k):
@@ -200,7 +192,7 @@ def available() -> bool:
     global _kernels
     if _kernels is None:
         k = _build()
-        _kernels = {} if k is None else {"parallel": _launchers(k[0]), "serial": _launchers(k[1])}
+        _kernels = {} if k is None else _launchers(k)
     return bool(_kernels)
 
 
@@ -223,8 +215,7 @@ def try_step(opt, params, grads, state, lr, decay: bool = False) -> bool:
     """
     if not available() or not _fusable(params, grads, state):
         return False
-    variant = "serial" if params.shape[0] < PARALLEL_MIN else "parallel"
-    launch = _kernels[variant].get(getattr(type(opt), "_step", None))
+    launch = _kernels.get(getattr(type(opt), "_step", None))
     if launch is None:
         return False
     f = params.dtype.type
@@ -234,5 +225,14 @@ def try_step(opt, params, grads, state, lr, decay: bool = False) -> bool:
             keep = f(1.0 - lr * opt.weight_decay)
         else:
             wd = f(opt.weight_decay)
-    launch(opt, params, grads, state, float(lr), f, keep, wd)
+    if params.shape[0] < PARALLEL_MIN:
+        import numba
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            launch(opt, params, grads, state, float(lr), f, keep, wd)
+        finally:
+            numba.set_num_threads(threads)
+    else:
+        launch(opt, params, grads, state, float(lr), f, keep, wd)
     return True
