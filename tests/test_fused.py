@@ -65,8 +65,16 @@ def test_fused_matches_numpy(name, dtype, monkeypatch):
     assert not np.array_equal(p_ref, _run(CASES[name], False, dtype, steps=1)[0])  # it moved
 
 
-def test_fused_path_is_taken_and_reads_grads_only():
-    assert 1000 < fused.PARALLEL_MIN  # the single-thread path for small buffers
+def test_small_buffers_take_the_numpy_path():
+    opt = Adam(learning_rate=0.1)
+    params = np.ones(1000, np.float32)
+    assert 1000 < fused.PARALLEL_MIN
+    assert fused.try_step(opt, params, np.ones(1000, np.float32), opt.init(params), 0.1) is False
+    np.testing.assert_array_equal(params, 1.0)
+
+
+def test_fused_path_is_taken_and_reads_grads_only(monkeypatch):
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 0)
     opt = Adam(learning_rate=0.1)
     params = np.ones(1000, np.float32)
     state = opt.init(params)
@@ -77,7 +85,8 @@ def test_fused_path_is_taken_and_reads_grads_only():
     np.testing.assert_allclose(state["m"], 0.2, rtol=1e-6)
 
 
-def test_decay_inside_the_kernel_matches_the_base_class():
+def test_decay_inside_the_kernel_matches_the_base_class(monkeypatch):
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 0)
     rng = np.random.default_rng(1)
     for cls in (Adam, AdamW, SGD):
         opt = cls(learning_rate=0.1, weight_decay=0.3, fused=False)
@@ -89,7 +98,8 @@ def test_decay_inside_the_kernel_matches_the_base_class():
         np.testing.assert_allclose(p_fus, p_ref, rtol=1e-13, atol=1e-15)
 
 
-def test_falls_back_when_it_cannot_fuse():
+def test_falls_back_when_it_cannot_fuse(monkeypatch):
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 0)  # only the conditions below can refuse
     opt = Adam()
     p = np.zeros(64)
     state = opt.init(p)
@@ -107,7 +117,8 @@ def test_falls_back_when_it_cannot_fuse():
     np.testing.assert_array_equal(p, 0.0)
 
 
-def test_respects_num_threads():
+def test_respects_num_threads(monkeypatch):
+    monkeypatch.setattr(fused, "PARALLEL_MIN", 0)
     import numba
 
     from gradfit.backend import set_num_threads

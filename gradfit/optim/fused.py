@@ -17,7 +17,9 @@ returns False (and the numpy path runs) when numba is not installed, the arrays 
 C-contiguous 1-D float32/float64 numpy arrays of one dtype (e.g. CuPy arrays), or the
 optimizer's ``_step`` is not one of the five below (a subclass that overrides it).
 Threads: ``gradfit.backend.set_num_threads`` sets numba's count (``numba.set_num_threads``);
-buffers under ``PARALLEL_MIN`` elements are stepped on one thread.
+buffers under ``PARALLEL_MIN`` elements take the numpy path (False is returned): launching a
+parallel region costs ~100 us, and a serial compilation of these loops does not vectorize
+(measured: Adam on 9,930 float32 parameters, numpy 25 us, serial kernel 88 us; equal at 100k).
 
 ``grads`` is only read here (the numpy path overwrites it); callers must not rely on either.
 """
@@ -213,7 +215,7 @@ def try_step(opt, params, grads, state, lr, decay: bool = False) -> bool:
     caller that has not applied it already; ``Optimizer.update`` applies it itself and
     calls with ``decay=False``.
     """
-    if not available() or not _fusable(params, grads, state):
+    if params.shape[0] < PARALLEL_MIN or not available() or not _fusable(params, grads, state):
         return False
     launch = _kernels.get(getattr(type(opt), "_step", None))
     if launch is None:
@@ -225,14 +227,5 @@ def try_step(opt, params, grads, state, lr, decay: bool = False) -> bool:
             keep = f(1.0 - lr * opt.weight_decay)
         else:
             wd = f(opt.weight_decay)
-    if params.shape[0] < PARALLEL_MIN:
-        import numba
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            launch(opt, params, grads, state, float(lr), f, keep, wd)
-        finally:
-            numba.set_num_threads(threads)
-    else:
-        launch(opt, params, grads, state, float(lr), f, keep, wd)
+    launch(opt, params, grads, state, float(lr), f, keep, wd)
     return True
