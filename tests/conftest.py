@@ -41,3 +41,23 @@ def mlp(sizes, activations, dtype="float32", seed=0, **dense_kw):
     model = Sequential(layers, dtype=dtype)
     model.build()
     return model
+
+
+# ----------------------------------------------------------------------------- MPI jobs
+_MPI_VARS = ("PMI_RANK", "PMI_SIZE", "PMI_FD", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
+             "PMIX_RANK", "MPI_LOCALNRANKS", "GRADFIT_MPI")
+
+
+def clean_mpi_env(**extra):
+    """This environment minus any MPI launcher variables, gradfit importable, 1 thread per rank,
+    plus `extra`: the environment of a job the tests launch with mpiexec or as a plain child."""
+    import os
+    from pathlib import Path
+
+    from gradfit.parallel import launch
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k not in _MPI_VARS}
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = launch.thread_env(1, env)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env

@@ -3,7 +3,6 @@
 Tests marked `mpi` really run ``mpiexec -n 2`` / ``-n 3`` on the scripts in tests/mpi_scripts/
 (through subprocess, with a timeout: a hang fails the test instead of hanging CI).
 """
-import os
 import re
 import subprocess
 import sys
@@ -17,21 +16,10 @@ from gradfit.parallel import bench, launch
 from gradfit.parallel.comm import SerialComm, choose_comm_kind, launched_by_mpi
 from gradfit.parallel.watchdog import EXIT_CODE, Watchdog, timeout_from_env
 
+from conftest import clean_mpi_env
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
-MPI_VARS = ("PMI_RANK", "PMI_SIZE", "PMI_FD", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
-            "PMIX_RANK", "MPI_LOCALNRANKS", "GRADFIT_MPI")
-
-
-def clean_env(**extra):
-    """This environment minus any MPI launcher variables, gradfit importable, 1 thread per rank."""
-    env = {k: v for k, v in os.environ.items() if k not in MPI_VARS}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env = launch.thread_env(1, env)
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
 # ---------------------------------------------------------------- serial: interface and choice
 
 def test_serial_comm_is_the_identity_and_validates():
@@ -69,7 +57,7 @@ def test_serial_get_comm_never_imports_mpi4py():
     code = ("import sys; from gradfit.parallel.comm import get_comm, SerialComm; "
             "c = get_comm(); assert type(c) is SerialComm, c; "
             "assert 'mpi4py' not in sys.modules, 'mpi4py imported'; print('serial ok')")
-    r = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True,
+    r = subprocess.run([sys.executable, "-c", code], env=clean_mpi_env(), capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "serial ok" in r.stdout, r.stderr
 
@@ -78,7 +66,7 @@ def test_launched_by_mpi_without_mpi4py_is_a_clear_error():
     code = ("import sys; sys.modules['mpi4py'] = None  # import mpi4py now raises ImportError\n"
             "from gradfit.parallel.comm import get_comm\n"
             "try:\n    get_comm()\nexcept ImportError as e:\n    print('ERR', e)")
-    r = subprocess.run([sys.executable, "-c", code], env=clean_env(PMI_RANK=0, PMI_SIZE=2),
+    r = subprocess.run([sys.executable, "-c", code], env=clean_mpi_env(PMI_RANK=0, PMI_SIZE=2),
                        capture_output=True, text=True, timeout=60)
     assert "ERR this process was started by an MPI launcher (PMI_RANK, PMI_SIZE" in r.stdout, r
     assert "pip install 'gradfit[mpi]'" in r.stdout and "GRADFIT_MPI=0" in r.stdout
@@ -210,7 +198,7 @@ def mpirun(n, script, *args, timeout=30, **env):
     _need_mpi()
     cmd = launch.python_command(n, SCRIPTS / script, *args)
     t0 = time.monotonic()
-    code, out, why = launch.run(cmd, timeout=timeout, env=clean_env(**env))
+    code, out, why = launch.run(cmd, timeout=timeout, env=clean_mpi_env(**env))
     return code, out, why, time.monotonic() - t0
 
 
@@ -236,14 +224,16 @@ def test_killed_rank_ends_the_job_fast_and_is_named():
     cmd = [sys.executable, "-m", "gradfit.parallel.launch", "-n", "3", "--timeout", "30", "--",
            sys.executable, str(SCRIPTS / "faults.py"), "kill", "1"]
     t0 = time.monotonic()
-    r = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=60)
+    r = subprocess.run(cmd, env=clean_mpi_env(), capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - t0
     assert r.returncode not in (0, 124), r.stdout  # failed, and not by our timeout
     assert elapsed < 15, f"job took {elapsed:.1f} s to end after a rank died"
     assert "DONE rank" not in r.stdout
-    pid = int(re.search(r"PID (\d+) RUNNING AT", r.stdout).group(1))
-    assert re.search(rf"rank 1 pid {pid}@", r.stdout), "Hydra's pid must be rank 1's"
+    # the guard names rank 1 itself: Hydra's own report may name a rank it killed afterwards
+    assert re.search(r"gradfit: rank 1 \(pid \d+ on \S+\) was killed by signal 9 \(SIGKILL\)",
+                     r.stdout), r.stdout
     assert "gradfit launch: rank 1 (pid" in r.stdout and "SIGKILL" in r.stdout, r.stdout
+    assert not re.search(r"rank [02] \(pid", r.stdout), r.stdout
 
 
 @pytest.mark.mpi
@@ -275,8 +265,19 @@ def test_allreduce_benchmark_runs_and_prints_both_tables():
     _need_mpi()
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "allreduce.py"), "-n", "2",
                         "--min-time", "0.01", "--max-mib", "0.01", "--batch", "8"],
-                       env=clean_env(), capture_output=True, text=True, timeout=60)
+                       env=clean_mpi_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "MEASURED" in r.stdout and "PROJECTION" in r.stdout and "2 ranks" in r.stdout
     sizes = re.findall(r"^\| (\d+) B \| \d+ \| ([\d.]+) us", r.stdout, re.M)
     assert [s for s, _ in sizes] == ["16", "64", "256"] and all(float(t) > 0 for _, t in sizes)
+
+
+def test_guard_passes_exit_codes_and_names_a_signal_death(capfd, monkeypatch):
+    from gradfit.parallel import guard
+    monkeypatch.setenv("PMI_RANK", "4")
+    assert guard.main([sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
+    assert capfd.readouterr().err == ""
+    code = guard.main([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    assert code == 128 + 9
+    assert re.search(r"gradfit: rank 4 \(pid \d+ on \S+\) was killed by signal 9 \(SIGKILL\)",
+                     capfd.readouterr().err)

@@ -35,25 +35,17 @@ import pytest
 
 from gradfit.parallel import launch
 
+from conftest import clean_mpi_env
+
 pytestmark = pytest.mark.mpi
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
-MPI_VARS = ("PMI_RANK", "PMI_SIZE", "PMI_FD", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
-            "PMIX_RANK", "MPI_LOCALNRANKS", "GRADFIT_MPI")
 EPS32 = float(np.finfo(np.float32).eps)
 STEPS = 5 * (120 // 12)          # fit_equivalence.py: 5 epochs of 120 examples in batches of 12
 TOL64, TOL32 = 1e-10, STEPS * EPS32
 TIMEOUT = 120                    # per job; generous because CI machines may be loaded
 
-
-def env(**extra):
-    """This environment minus MPI launcher variables, gradfit importable, 1 BLAS thread."""
-    e = {k: v for k, v in os.environ.items() if k not in MPI_VARS}
-    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), e.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    e = launch.thread_env(1, e)
-    e.update({k: str(v) for k, v in extra.items()})
-    return e
 
 
 def need_mpi():
@@ -67,7 +59,7 @@ def job(n, args, timeout=TIMEOUT, cwd=None):
 
     On timeout the whole process group (mpiexec and every rank) is killed: status 124."""
     cmd = [str(a) for a in args] if n == 0 else launch.mpiexec_command(n, args)
-    proc = subprocess.Popen(cmd, env=env(), cwd=cwd, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, env=clean_mpi_env(), cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)

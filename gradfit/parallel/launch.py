@@ -4,9 +4,13 @@ The ``mpich`` wheel (``pip install 'gradfit[mpi]'``) puts ``mpiexec`` (MPICH's H
 Python executable; it runs as root with no extra flags and needs no ssh on one machine.
 
 When a rank dies from a signal (SIGKILL, the OOM killer), Hydra ends every rank within a second
-but its report names only a pid: ``PID 10476 RUNNING AT vm ... EXIT CODE: 9``.  `get_comm()`
-prints every rank's pid@host at start-up (``gradfit: 3 MPI ranks (...): rank 0 pid 10475@vm,
-...``); `explain_failure` joins the two into ``rank 1 ... was killed by signal 9 (SIGKILL)``.
+but its report names only a pid, ``PID 10476 RUNNING AT vm ... EXIT CODE: 9``, and not always
+the first to die: once one rank dies Hydra kills the others and may report one of those.
+`main` therefore runs every rank under `gradfit.parallel.guard`, its parent process, which
+prints ``gradfit: rank 1 (pid ...) was killed by signal 9 (SIGKILL)`` when its own child dies.
+Without the guard, `explain_failure` maps Hydra's pid through the start-up line of `get_comm()`
+(``gradfit: 3 MPI ranks (...): rank 0 pid 10475@vm, ...``), which is right when Hydra reports
+the first death.
 Slurm (``srun: error: node3: task 1: Killed``) and Open MPI (``process rank 1 with PID ...``)
 name the rank themselves.
 
@@ -82,12 +86,19 @@ def mpiexec_command(n, args, mpiexec=None, hostfile=None, extra=()) -> list:
     return cmd + list(extra) + [str(a) for a in args]
 
 
+def guarded(args) -> list:
+    """``args`` run under the per-rank guard (`gradfit.parallel.guard`), which names a rank
+    killed by a signal: ``mpiexec_command(n, guarded(["gradfit", "train"]))``."""
+    return [sys.executable, "-m", "gradfit.parallel.guard", *[str(a) for a in args]]
+
+
 def python_command(n, script, *script_args, **kwargs) -> list:
     """mpiexec command running ``python script args`` with this interpreter on `n` ranks."""
     return mpiexec_command(n, [sys.executable, str(script), *script_args], **kwargs)
 
 
 _RANK_LINE = re.compile(r"rank (\d+) pid (\d+)@(\S+?)(?:,|$)", re.M)
+_GUARD_LINE = re.compile(r"gradfit: rank (\d+) \(pid (\d+) on (\S+)\) was killed by signal (\d+) \((\w+)\)")
 _HYDRA_BAD = re.compile(r"PID (\d+) RUNNING AT (\S+)\s*\n=\s+EXIT CODE: (\d+)")
 
 
@@ -109,6 +120,11 @@ def explain_failure(output: str):
     >>> explain_failure(out)
     'gradfit launch: rank 1 (pid 8 on vm) was killed by signal 9 (SIGKILL); mpiexec ended the other ranks'
     """
+    guard = _GUARD_LINE.search(output)
+    if guard:  # the rank's own guard saw it die: the surest report
+        rank, pid, host, code, name = guard.groups()
+        return (f"gradfit launch: rank {rank} (pid {pid} on {host}) was killed by signal {code} "
+                f"({name}); mpiexec ended the other ranks")
     table = rank_table(output)
     lines = []
     for pid, host, code in _HYDRA_BAD.findall(output):
@@ -178,7 +194,7 @@ def main(argv=None) -> int:
     if not command:
         parser.error("no command given: ... -n 2 -- gradfit train ...")
     threads = a.threads_per_rank or max(1, (os.cpu_count() or 1) // max(a.n, 1))
-    cmd = mpiexec_command(a.n, command, hostfile=a.hostfile)
+    cmd = mpiexec_command(a.n, guarded(command), hostfile=a.hostfile)
     code, _, why = run(cmd, timeout=a.timeout, env=thread_env(threads), stream=True)
     if why:
         sys.stdout.write(why + "\n")
