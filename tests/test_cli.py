@@ -1,7 +1,6 @@
 """The command line: train writes a complete run folder; evaluate/predict use it; help and
 errors are clear."""
 import json
-import os
 import subprocess
 import sys
 

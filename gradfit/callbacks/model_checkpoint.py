@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from gradfit.callbacks.base import MonitorCallback, check_int, check_number, is_chief, print_msg
+from gradfit.callbacks.base import MonitorCallback, check_int, is_chief, print_msg
 
 
 class ModelCheckpoint(MonitorCallback):

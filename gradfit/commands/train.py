@@ -45,8 +45,6 @@ def _optimizer(args):
 
 
 def run(args):
-    import numpy as np
-
     from .. import callbacks, datasets, set_random_seed
     from ..parallel import get_comm
 

@@ -73,7 +73,7 @@ def _number(name, value):
 
 def _nonneg(name, value):
     value = _number(name, value)
-    _check(name, value, value >= 0.0 and math.isfinite(value), f"a finite number >= 0")
+    _check(name, value, value >= 0.0 and math.isfinite(value), "a finite number >= 0")
     return value
 
 
@@ -85,7 +85,7 @@ def _unit(name, value):
 
 def _positive(name, value):
     value = _number(name, value)
-    _check(name, value, value > 0.0 and math.isfinite(value), f"a finite number > 0")
+    _check(name, value, value > 0.0 and math.isfinite(value), "a finite number > 0")
     return value
 
 

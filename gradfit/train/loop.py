@@ -13,7 +13,7 @@ import numpy as np
 from ..backend import xp
 from ..callbacks.base import CallbackList, print_msg
 from ..parallel import Watchdog
-from ..utils import check_finite, get_rng_state, rng, set_rng_state
+from ..utils import get_rng_state, rng, set_rng_state
 from .batching import check_batch_size, epoch_batches, rank_slice, steps_per_epoch
 from .evaluation import evaluate
 
