@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .network import LABELS, NetRun, NetSetup, compare_networks
+from ..toy.report import write_rows_csv, write_tuning_csv
 
 # Same colour and marker per optimizer as the toy figures (gradfit.toy.plots).
 _ORDER = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
@@ -180,15 +181,8 @@ def write_reports(runs: dict, setup: NetSetup, out_dir) -> dict:
     plot_costs(runs, files["cost"], title)
     plot_tuning(runs, files["tuning"])
     rows = result_rows(runs, setup)
-    with open(files["results"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    with open(files["tuning_csv"], "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["optimizer", "learning_rate", "score"])
-        for name, r in runs.items():
-            w.writerows([name, repr(lr), repr(s)] for lr, s in r.tuning)
+    write_rows_csv(files["results"], rows)
+    write_tuning_csv(files["tuning_csv"], {name: r.tuning for name, r in runs.items()})
     n = max(len(r.costs) for r in runs.values())
     with open(files["curves"], "w", newline="") as f:
         w = csv.writer(f)

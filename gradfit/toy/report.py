@@ -81,16 +81,8 @@ def run_toy_comparison(out_dir, problem="rosenbrock", optimizers=None, steps=Non
         tie = r.pop("_tie")
         r["steps_to_floor"] = int(tie) if tie < math.inf else None
 
-    with open(files["results"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    with open(files["tuning"], "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["optimizer", "learning_rate", "score"])
-        for n, t in trajs.items():
-            for lr, s in t.tuning:
-                w.writerow([n, repr(lr), repr(s)])
+    write_rows_csv(files["results"], rows)
+    write_tuning_csv(files["tuning"], {n: t.tuning for n, t in trajs.items()})
 
     files["summary"].write_text(_markdown(prob, rows, steps, crit, tune, grid, files))
     return {"problem": prob.name, "steps": steps, "criterion": crit if tune else None,
@@ -122,3 +114,20 @@ def _markdown(prob, rows, steps, crit, tune, grid, files) -> str:
     if "gif" in files:
         lines += [f"![animation]({files['gif'].name})", ""]
     return "\n".join(lines)
+
+
+def write_rows_csv(path, rows: list[dict]) -> None:
+    """One CSV row per dict, the first dict's keys as the header."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_tuning_csv(path, tunings: dict) -> None:
+    """Every (learning rate, score) tried per optimizer: ``{name: [(lr, score), ...]}``."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["optimizer", "learning_rate", "score"])
+        for name, tried in tunings.items():
+            w.writerows([name, repr(lr), repr(score)] for lr, score in tried)
