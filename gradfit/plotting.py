@@ -1,37 +1,58 @@
-"""Training curves as a PNG (matplotlib, imported lazily: `pip install 'gradfit[plot]'`)."""
+"""Figures without pyplot: the shared palette, a Figure on the Agg canvas, training curves.
+
+matplotlib is imported lazily (`pip install 'gradfit[plot]'`) and only through its object API
+(Figure + Agg canvas), so gradfit never touches pyplot's global state or a notebook's backend.
+"""
 from __future__ import annotations
 
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+#: Okabe-Ito colour-blind-safe palette, yellow last (weak on white)
+PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+#: the same colours by name
+OKABE_ITO = {"orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "blue": "#0072B2",
+             "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000", "yellow": "#F0E442"}
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend, or an ImportError saying what to install."""
+def require_matplotlib():
+    """(Figure, FigureCanvasAgg), or an ImportError saying what to install."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("plots need matplotlib: pip install 'gradfit[plot]'") from exc
-    return plt
+        raise ImportError("plots need matplotlib (and pillow for GIFs): "
+                          "pip install 'gradfit[plot]'") from exc
+    return Figure, FigureCanvasAgg
+
+
+def figure(figsize=(6.4, 4.8), dpi=110, layout="constrained"):
+    """A matplotlib Figure attached to the Agg canvas (write it with fig.savefig)."""
+    Figure, Canvas = require_matplotlib()
+    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
+    Canvas(fig)
+    return fig
+
+
+def style(i: int) -> dict:
+    """Colour and marker of the i-th series."""
+    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
 
 
 def plot_history(history: dict, path, title=None) -> None:
     """Loss (left) and every other metric (right) per epoch, training and validation."""
-    plt = pyplot()
     metrics = [k for k in history if not k.startswith("val_") and k not in ("loss", "learning_rate")]
-    fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(10 if metrics else 5.5, 4), squeeze=False)
+    fig = figure((10 if metrics else 5.5, 4))
+    axes = fig.subplots(1, 2 if metrics else 1, squeeze=False)
     for ax, keys in zip(axes[0], (["loss"], metrics)):
         for i, k in enumerate(keys):
             epochs = range(1, len(history[k]) + 1)
-            ax.plot(epochs, history[k], color=OKABE_ITO[i % 8], label=f"train {k}")
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(epochs, history[k], color=color, label=f"train {k}")
             if f"val_{k}" in history:
-                ax.plot(epochs, history[f"val_{k}"], color=OKABE_ITO[i % 8], ls="--", label=f"validation {k}")
+                ax.plot(epochs, history[f"val_{k}"], color=color, ls="--", label=f"validation {k}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(", ".join(keys))
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path)

@@ -31,7 +31,7 @@ _ORDER = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam
 
 
 def style(name: str, i: int) -> dict:
-    from ..toy.plots import MARKERS, PALETTE
+    from ..plotting import MARKERS, PALETTE
     j = _ORDER.index(name) if name in _ORDER else len(_ORDER) + i
     return {"color": PALETTE[j % len(PALETTE)], "marker": MARKERS[j % len(MARKERS)]}
 
@@ -50,8 +50,8 @@ def smooth(costs, window: int) -> np.ndarray:
 
 
 def _figure(figsize):
-    from ..toy.plots import _figure as fig
-    return fig(figsize)
+    from ..plotting import figure
+    return figure(figsize)
 
 
 def plot_costs(runs: dict, path, title: str = "") -> None:
@@ -196,8 +196,8 @@ def write_reports(runs: dict, setup: NetSetup, out_dir) -> dict:
 
 def run_net_comparison(out_dir, setup: NetSetup, data=None, data_dir=None, log=None) -> dict:
     """Tune, train and report (``compare_networks`` then ``write_reports``)."""
-    from ..toy.plots import _mpl
-    _mpl()  # fail before hours of training if matplotlib is missing
+    from ..plotting import require_matplotlib
+    require_matplotlib()  # fail before hours of training if matplotlib is missing
     runs = compare_networks(setup, data=data, data_dir=data_dir, log=log)
     return write_reports(runs, setup, out_dir)
 

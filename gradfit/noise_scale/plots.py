@@ -10,21 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from gradfit.noise_scale.critical import b_crit as _b_crit
+from gradfit.plotting import OKABE_ITO, figure
 from gradfit.noise_scale.critical import fit_steps_examples, frontier
 
-OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
-             "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
-
-
 def _figure():
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("plots need matplotlib: pip install 'gradfit[plot]'") from exc
-    fig = Figure(figsize=(6.4, 4.8), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
+    return figure((6.4, 4.8), dpi=100, layout=None)
 
 
 def plot_frontier(S, E, path, S_min=None, E_min=None, b_simple=None, title=None):

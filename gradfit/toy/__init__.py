@@ -9,7 +9,8 @@ Plotting needs matplotlib (``pip install 'gradfit[plot]'``), imported only when 
 """
 from __future__ import annotations
 
-from .plots import PALETTE, animate, plot_contours, plot_losses
+from ..plotting import PALETTE
+from .plots import animate, plot_contours, plot_losses
 from .problems import PROBLEMS, Problem, get_problem, problem_names
 from .report import run_toy_comparison
 from .runner import (DEFAULT_GRID, DEFAULT_OPTIMIZERS, LookaheadNesterov, Trajectory, compare,

@@ -13,35 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..plotting import figure as _figure, style
 from .problems import get_problem
 
-# Okabe-Ito, yellow last (weak on white).
-PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _GRID = 300
-
-
-def _mpl():
-    """``(Figure, FigureCanvasAgg)``, or an ImportError saying how to install matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError("gradfit.toy plots need matplotlib (and pillow for GIFs): "
-                          "pip install 'gradfit[plot]'") from exc
-    return Figure, FigureCanvasAgg
-
-
-def _figure(figsize):
-    Figure, Canvas = _mpl()
-    fig = Figure(figsize=figsize, dpi=110, layout="constrained")
-    Canvas(fig)
-    return fig
-
-
-def style(i: int) -> dict:
-    """Colour and marker of the ``i``-th optimizer."""
-    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
 
 
 def _surface(problem):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import require_matplotlib
 from . import plots
 from .problems import get_problem
 from .runner import DEFAULT_GRID, DEFAULT_OPTIMIZERS, _criterion, compare, score
@@ -50,7 +51,7 @@ def run_toy_comparison(out_dir, problem="rosenbrock", optimizers=None, steps=Non
         raise ValueError("optimizers must name at least one optimizer, got an empty list")
     steps = prob.default_steps if steps is None else steps
     crit = _criterion(prob, criterion)
-    plots._mpl()  # fail before the runs if matplotlib is missing
+    require_matplotlib()  # fail before the runs if matplotlib is missing
     trajs = compare(prob, names, steps=steps, tune=tune, grid=grid, criterion=crit, start=start)
 
     out = Path(out_dir)
