@@ -34,12 +34,6 @@ import numpy as np
 from gradfit.callbacks.base import Callback
 
 
-class _RunEnded(Exception):
-    def __init__(self, why, step):
-        super().__init__(why)
-        self.why, self.step = why, step
-
-
 class TargetWatch(Callback):
     """Evaluate on a geometric step schedule; end the run at the target, the budget or divergence."""
 
@@ -48,6 +42,11 @@ class TargetWatch(Callback):
         self.x, self.y, self.kind, self.target = x, y, kind, float(target)
         self.max_steps, self.growth = int(max_steps), float(growth)
         self.step, self.next_check, self.checks = 0, 1, []
+        self.ended = None   # (why, step) once the run is over: "reached", "diverged" or "budget"
+
+    def _end(self, why, step):
+        self.ended = (why, step)
+        self.model.stop_training = True   # fit ends after this batch (Keras 3 semantics)
 
     def _value(self):
         from gradfit.train.evaluation import evaluate
@@ -61,27 +60,26 @@ class TargetWatch(Callback):
             v = self._value()
             self.checks.append((s, v))
             if not math.isfinite(v) or (self.kind == "loss" and v > 3.0 * max(self.checks[0][1], 1e-12)):
-                raise _RunEnded("diverged", s)
+                return self._end("diverged", s)
             if (v <= self.target) if self.kind == "loss" else (v >= self.target):
-                raise _RunEnded("reached", s)
+                return self._end("reached", s)
             self.next_check = max(s + 1, math.ceil(s * (1.0 + self.growth)))
         if s >= self.max_steps:
-            raise _RunEnded("budget", s)
+            self._end("budget", s)
 
 
 def run_to_target(make_model, x, y, batch_size, watch, max_epochs, callbacks=()):
     """Train a fresh model until ``watch`` ends it; (why, steps, seconds)."""
     model = make_model()
     t0 = time.perf_counter()
-    why, steps = "budget", None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)   # a NaN loss stops fit: "diverged"
-            model.fit(x, y, batch_size=batch_size, epochs=max_epochs, verbose=0,
-                      callbacks=[*callbacks, watch])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a NaN loss stops fit: "diverged"
+        model.fit(x, y, batch_size=batch_size, epochs=max_epochs, verbose=0,
+                  callbacks=[*callbacks, watch])
+    if watch.ended is not None:
+        why, steps = watch.ended
+    else:   # fit ended by itself: out of epochs, or stopped by a non-finite loss
         why, steps = ("diverged" if model.stop_training else "budget"), watch.step
-    except _RunEnded as end:
-        why, steps = end.why, end.step
     return why, steps, time.perf_counter() - t0
 
 
