@@ -226,3 +226,18 @@ def test_saved_file_has_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert os.stat(tmp_path / "m.gfm").st_mode & 0o777 == 0o644
+
+
+def test_leaky_relu_slope_survives_save_and_load(tmp_path):
+    from gradfit.layers.activations import LeakyReLU
+    gradfit.set_random_seed(0)
+    model = gradfit.Sequential([gradfit.Input(shape=(4,)),
+                                gradfit.Dense(6, activation=LeakyReLU(negative_slope=0.05)),
+                                gradfit.Dense(2, activation="leaky_relu")])
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).normal(size=(9, 4))
+    model.save(tmp_path / "m.gfm")
+    loaded = gradfit.load_model(tmp_path / "m.gfm")
+    assert loaded.layers[0].activation.negative_slope == 0.05
+    assert loaded.layers[1].activation.negative_slope == 0.2
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

@@ -118,10 +118,22 @@ ACTIVATIONS = {
 }
 
 
+def config_of(activation):
+    """What `get` rebuilds `activation` from: its name, or a dict when it has settings."""
+    slope = getattr(activation, "negative_slope", None)
+    if slope is not None and slope != 0.2:
+        return {"name": activation.name, "negative_slope": slope}
+    return activation.name
+
+
 def get(name):
-    """The activation object for `name` (None means linear)."""
+    """The activation object for `name` (None means linear; a dict from `config_of` too)."""
     if name is None:
         name = "linear"
+    if isinstance(name, dict):
+        settings = {k: v for k, v in name.items() if k != "name"}
+        check_choice("activation", name.get("name"), ACTIVATIONS)
+        return ACTIVATIONS[name["name"]](**settings)
     if not isinstance(name, str):
         if hasattr(name, "forward") and hasattr(name, "backward"):
             return name
@@ -158,7 +170,7 @@ class Activation(Layer):
         return self._x
 
     def get_config(self):
-        return {"activation": self.activation.name, "name": self.name}
+        return {"activation": config_of(self.activation), "name": self.name}
 
 
 def ReLULayer(name=None):

@@ -102,7 +102,7 @@ class Dense(Layer):
     def get_config(self):
         return {
             "units": self.units,
-            "activation": self.activation.name,
+            "activation": activations.config_of(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
