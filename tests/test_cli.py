@@ -62,6 +62,13 @@ def test_bad_arguments_are_clear_errors(argv, message, capsys, tmp_path):
     assert message in capsys.readouterr().err
 
 
+def test_backup_without_out_is_refused_before_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--backup", "--verbose", "0"]) == 2
+    assert "--backup needs --out" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
 def test_every_subcommand_has_help(command):
     proc = subprocess.run([sys.executable, "-m", "gradfit", command, "--help"],

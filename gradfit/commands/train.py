@@ -27,7 +27,8 @@ def add_arguments(p):
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--out", default=None, help="run folder (default runs/train-<timestamp>)")
     p.add_argument("--backup", action="store_true",
-                   help="back up every epoch to <out>/backup and resume from it when run again")
+                   help="back up every epoch to <out>/backup; running the same command again "
+                        "resumes from it (needs --out, so that the relaunch finds it)")
     p.add_argument("--verbose", default="auto", help="0 silent, 1 progress bar, 2 one line per epoch, auto")
 
 
@@ -48,6 +49,9 @@ def run(args):
     from .. import callbacks, datasets, set_random_seed
     from ..parallel import get_comm
 
+    if args.backup and not args.out:
+        raise ValueError("--backup needs --out DIR: the backup lives in DIR/backup, and a relaunch "
+                         "of the same command finds it there")
     comm = get_comm()
     verbose = int(args.verbose) if str(args.verbose).isdigit() else "auto"
     set_random_seed(args.seed)
