@@ -93,8 +93,8 @@ class LookaheadNesterov:
 def optimizer_by_name(name: str, learning_rate=None):
     """A fresh optimizer called ``name`` (a ``gradfit.optim`` name or ``"nesterov_lookahead"``).
 
-    ``learning_rate=None`` keeps the optimizer's own default.  The numpy path is used
-    (``fused=False``): on 2 parameters a threaded kernel launch costs more than the maths.
+    ``learning_rate=None`` keeps the optimizer's own default.  On 2 parameters the update
+    takes the numpy path by itself (the fused kernels start at 128k parameters).
     """
     if name == LOOKAHEAD:
         opt = LookaheadNesterov()
@@ -105,8 +105,6 @@ def optimizer_by_name(name: str, learning_rate=None):
             raise ValueError(f"unknown optimizer {name!r}: valid names are "
                              f"{', '.join(list(optim.NAMES) + [LOOKAHEAD])}")
         opt = optim.get(name)
-        # 2 parameters: the numba kernels' launch costs ~5x the numpy maths (parity-tested)
-        opt.fused = False
     if learning_rate is not None:
         opt.learning_rate = float(learning_rate)
     return opt
