@@ -62,6 +62,18 @@ def test_bad_arguments_are_clear_errors(argv, message, capsys, tmp_path):
     assert message in capsys.readouterr().err
 
 
+def test_optimizer_arguments_reach_the_optimizer(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--hidden", "8", "--verbose", "0", "--out", str(out),
+                 "--optimizer", "adam", "--lr", "0.002", "--opt-arg", "beta_2=0.99",
+                 "--opt-arg", "amsgrad=true"]) == 0
+    config = json.loads((out / "config.json").read_text())["optimizer"]["config"]
+    assert config["beta_2"] == 0.99 and config["amsgrad"] is True and config["learning_rate"] == 0.002
+    assert main(["train", "--epochs", "1", "--out", str(out), "--verbose", "0",
+                 "--opt-arg", "beta3=1"]) == 2
+    assert "--opt-arg 'beta3=1'" in capsys.readouterr().err
+
+
 def test_backup_without_out_is_refused_before_training(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--backup", "--verbose", "0"]) == 2

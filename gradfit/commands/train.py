@@ -17,6 +17,9 @@ def add_arguments(p):
                    help="learning rate (default: the optimizer's own)")
     p.add_argument("--momentum", type=float, default=None, help="momentum for sgd / rmsprop")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    p.add_argument("--opt-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other optimizer argument, repeatable: --opt-arg beta_2=0.99 "
+                        "--opt-arg epsilon=1e-7 --opt-arg amsgrad=true")
     p.add_argument("--batch-size", type=int, default=32, help="global mini-batch size (default 32)")
     p.add_argument("--epochs", type=int, default=100, help="maximum number of epochs (default 100)")
     p.add_argument("--patience", type=int, default=10,
@@ -42,7 +45,27 @@ def _optimizer(args):
     if args.nesterov:
         config["nesterov"] = True
     opt = optim.get(args.optimizer)
-    return optim.deserialize({"class_name": type(opt).__name__, "config": {**opt.get_config(), **config}})
+    known = opt.get_config()
+    for item in args.opt_arg:
+        name, sep, value = item.partition("=")
+        if not sep or name not in known:
+            raise ValueError(f"--opt-arg {item!r}: expected NAME=VALUE with NAME one of "
+                             f"{', '.join(sorted(known))} for {type(opt).__name__}")
+        config[name] = _value(value)
+    return optim.deserialize({"class_name": type(opt).__name__, "config": {**known, **config}})
+
+
+def _value(text):
+    """'true'/'false'/'none' or a number, else the text itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    try:
+        return int(text) if low.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
 
 
 def run(args):
