@@ -9,7 +9,7 @@ import sys
 
 
 def _lazy(module: str):
-    """(add_arguments, run) of a subcommand module, imported only when used."""
+    """A subcommand's module (it has add_arguments(parser) and run(args)), imported when used."""
     import importlib
     return importlib.import_module(module)
 

@@ -8,22 +8,15 @@ for the first layer) ``dz W^T``.  What is left of the layer's time is elementwis
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from .timing import time_call
 from .training import gradfit_model, make_data
 
 
-def _best(fn, repeats=5, inner=3):
-    best = float("inf")
-    fn()
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / inner)
-    return best
+def _best(fn, repeats=5):
+    """Seconds per call: the shared timer, `repeats` bursts of about 20 ms each."""
+    return time_call(fn, min_time=0.02 * repeats, repeats=repeats)
 
 
 def profile_step(sizes, kind, batch, repeats=5) -> dict:

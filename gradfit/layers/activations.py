@@ -171,7 +171,3 @@ class Activation(Layer):
 
     def get_config(self):
         return {"activation": config_of(self.activation), "name": self.name}
-
-
-def ReLULayer(name=None):
-    return Activation("relu", name=name)
