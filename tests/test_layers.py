@@ -8,6 +8,7 @@ import pytest
 import gradfit
 from gradfit import Activation, Dense, Dropout, Input, Sequential, initializers
 from gradfit.layers import activations
+from gradfit.layers import dense as dense_mod
 
 from conftest import mlp, numerical_grad, rel_error
 
@@ -296,3 +297,23 @@ def test_batch_of_one_kernel_gradient_is_the_outer_product():
     p0, g = model.params.copy(), model.grads.copy()
     num = np.array([(loss(p0 + e) - loss(p0 - e)) / 2e-6 for e in np.eye(len(p0)) * 1e-6])
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("batch", [1, 2, dense_mod.TRANSPOSED_DX_MAX, dense_mod.TRANSPOSED_DX_MAX + 1, 300])
+@pytest.mark.parametrize("n_in,units", [(1, 4), (6, 1), (6, 4)])
+def test_every_product_path_gives_the_plain_formulas(batch, n_in, units):
+    # Dense picks among matmul, broadcast multiply (inner dimension 1) and the transposed
+    # dx product (batch <= TRANSPOSED_DX_MAX) by shape; all must equal x W, x^T dz, dz W^T
+    rs = np.random.default_rng(batch + 10 * n_in + 100 * units)
+    layer = mlp([n_in, units], ["linear"], dtype="float64", seed=batch).layers[0]
+    layer.needs_input_grad = True
+    layer.bias[...] = rs.normal(size=units)
+    x = rs.normal(size=(batch, n_in))
+    dz = rs.normal(size=(batch, units))
+    z = layer.forward(x, training=True).copy()
+    dx = np.array(layer.backward(dz.copy()), copy=True)
+    np.testing.assert_allclose(z, x @ layer.kernel + layer.bias, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(layer.kernel_grad, x.T @ dz, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(layer.bias_grad, dz.sum(axis=0), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, dz @ layer.kernel.T, rtol=1e-13, atol=1e-13)
+    assert dx.flags.c_contiguous  # the layer below works on it in place, row by row
