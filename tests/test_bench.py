@@ -7,7 +7,7 @@ import pytest
 
 from gradfit import bench
 from gradfit.bench.matmul import naive_matmul
-from gradfit.bench.timing import time_call
+from gradfit.bench.timing import time_call, time_interleaved
 from gradfit.bench.training import n_params
 
 
@@ -70,6 +70,7 @@ def test_training_rows(quick_results):
     for r in rows:
         assert r["parameters"] == n_params(r["sizes"])
         assert r["samples_per_s"] == pytest.approx(r["batch"] / r["seconds_per_step"])
+        assert r["seconds_per_step"] <= r["seconds_median"]
         assert r["gflops"] == pytest.approx(6 * r["parameters"] * r["batch"]
                                             / r["seconds_per_step"] / 1e9)
         assert r["fraction_of_matmul"] == pytest.approx(r["gflops"] / matmul)
@@ -94,6 +95,16 @@ def test_time_call_takes_the_best_repeat():
     calls = []
     assert time_call(lambda: calls.append(1), min_time=0.001, repeats=3, warmup=2) > 0
     assert len(calls) >= 2 + 1 + 3
+
+
+def test_time_interleaved_takes_turns_and_reports_best_and_median():
+    calls = []
+    out = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                           rounds=3, min_time=1e-9, warmup=1)
+    # warm-up, then each in turn every round (time_call: a sizing call, then the timed one)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert set(out) == {"a", "b"}
+    assert all(0 < best <= median for best, median in out.values())
 
 
 def test_profile_parts_cover_the_step():

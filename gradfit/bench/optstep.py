@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .timing import time_call
+from .timing import time_call, time_interleaved
 
 #: name -> (constructor kwargs for gradfit.optim.optimizers class, arrays moved per element)
 OPTIMIZERS = {
@@ -63,7 +63,9 @@ def _parallel_copy():
     return copy
 
 
-def bench_gradfit_step(name: str, n: int, fused: bool, min_time: float = 0.3) -> dict:
+def gradfit_step(name: str, n: int, fused: bool):
+    """(step function, its row without timings, seconds to subtract per call) for one gradfit
+    optimizer on ``n`` float32 parameters; step None (and an "error" row) without numba."""
     from ..optim import optimizers as O
     cls, kwargs, arrays = OPTIMIZERS[name]
     opt = getattr(O, cls)(fused=fused, **kwargs)
@@ -72,56 +74,74 @@ def bench_gradfit_step(name: str, n: int, fused: bool, min_time: float = 0.3) ->
     g0 = (rng.standard_normal(n) * 1e-2).astype(np.float32)
     grads = g0.copy()
     state = opt.init(params)
-    refresh = 0.0
+    row = {"optimizer": name, "path": "fused (numba)" if fused else "numpy reference",
+           "bytes": arrays * n * 4}
     if fused:
         from ..optim import fused as F
         if not F.available():
-            return {"optimizer": name, "path": "fused", "error": "numba not installed"}
-        step = lambda: opt.update(params, grads, state)  # noqa: E731 - grads only read
-    else:
-        def step():
-            np.copyto(grads, g0)
-            opt.update(params, grads, state)
-        refresh = time_call(lambda: np.copyto(grads, g0), min_time=min_time)
-    sec = max(time_call(step, min_time=min_time) - refresh, 1e-9)
-    nbytes = arrays * n * 4
-    return {"optimizer": name, "path": "fused (numba)" if fused else "numpy reference",
-            "seconds": sec, "bytes": nbytes, "gbps": nbytes / sec / 1e9}
+            return None, {"optimizer": name, "path": "fused", "error": "numba not installed"}, 0.0
+        return (lambda: opt.update(params, grads, state)), row, 0.0  # grads only read
+
+    def step():
+        np.copyto(grads, g0)
+        opt.update(params, grads, state)
+    return step, row, time_call(lambda: np.copyto(grads, g0), min_time=0.1)
 
 
-def bench_torch_adam(n: int, threads: int, min_time: float = 0.3, foreach: bool = True):
-    """``torch.optim.Adam(fused=True)`` on one float32 tensor of ``n`` values."""
+def torch_adam_steps(n: int, threads: int, foreach: bool = True):
+    """({label: step}, {label: error}) for ``torch.optim.Adam`` on one float32 tensor of
+    ``n`` values: ``fused=True`` and (optionally) ``foreach=True``; ({}, {}) without torch."""
     try:
         import torch
     except ImportError:
-        return None
+        return {}, {}
     torch.set_num_threads(threads)
     p = torch.zeros(n, requires_grad=True)
     p.grad = torch.randn(n) * 1e-2
-    rows = []
+    steps, errors = {}, {}
     variants = [("fused=True", {"fused": True})] + ([("foreach=True", {"foreach": True})]
                                                     if foreach else [])
     for label, kw in variants:
         try:
-            opt = torch.optim.Adam([p], lr=1e-3, **kw)
+            steps[f"torch Adam({label})"] = torch.optim.Adam([p], lr=1e-3, **kw).step
         except (RuntimeError, ValueError, TypeError) as exc:
-            rows.append({"optimizer": "adam", "path": f"torch Adam({label})", "error": str(exc)})
-            continue
-        sec = time_call(opt.step, min_time=min_time, repeats=1 if min_time < 0.1 else 3)
-        rows.append({"optimizer": "adam", "path": f"torch Adam({label})", "seconds": sec,
-                     "bytes": 7 * n * 4, "gbps": 7 * n * 4 / sec / 1e9})
-    return rows
+            errors[f"torch Adam({label})"] = str(exc)
+    return steps, errors
 
 
 def run_optstep(n: int, threads: int, quick: bool = False) -> dict:
-    """Section (c): copy bandwidth, then every optimizer numpy vs fused, then torch's Adam."""
-    min_time = 0.02 if quick else 0.4
+    """Section (c): copy bandwidth, then every optimizer numpy vs fused, then torch's Adam.
+
+    Each optimizer's numpy and fused paths are timed in turns (`time_interleaved`); Adam's
+    are timed in the same turns as torch's Adam, the head-to-head the targets compare.
+    """
+    min_time, rounds = (0.02, 1) if quick else (1.0, 5)
     names = ["sgd", "adam"] if quick else list(OPTIMIZERS)
     rows = []
     for name in names:
+        steps, meta = {}, {}
         for fused in (False, True):
-            rows.append(bench_gradfit_step(name, n, fused, min_time))
-    rows += bench_torch_adam(n, threads, min_time, foreach=not quick) or []
+            step, row, refresh = gradfit_step(name, n, fused)
+            if step is None:
+                rows.append(row)
+                continue
+            steps[row["path"]] = step
+            meta[row["path"]] = (row, refresh)
+        torch_rows = []
+        if name == "adam":
+            tsteps, terrors = torch_adam_steps(n, threads, foreach=not quick)
+            steps.update(tsteps)
+            for label in tsteps:
+                meta[label] = ({"optimizer": "adam", "path": label, "bytes": 7 * n * 4}, 0.0)
+            torch_rows = [{"optimizer": "adam", "path": label, "error": err}
+                          for label, err in terrors.items()]
+        timed = time_interleaved(steps, rounds=rounds, min_time=min_time, warmup=1,
+                                 settle=0.0 if quick else 0.15)
+        for label, (row, refresh) in meta.items():
+            sec = max(timed[label][0] - refresh, 1e-9)
+            rows.append({**row, "seconds": sec, "seconds_median": timed[label][1] - refresh,
+                         "gbps": row["bytes"] / sec / 1e9})
+        rows += torch_rows
     copies = copy_bandwidth(n, str(threads), min_time)
     if not quick:  # out of the caches too
         copies += copy_bandwidth(16 * 1024 * 1024, str(threads), min_time)

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from .timing import time_call
+from .timing import time_interleaved
 
 NETWORKS = {
     "lecture": ([100, 500, 1000, 2000, 1], "mse"),
@@ -173,28 +173,41 @@ def keras_step(sizes, kind, batch):
 # ------------------------------------------------------------------ driver
 def run_training(threads: int, matmul_gflops: float, frameworks=("gradfit", "torch", "keras"),
                  quick: bool = False, batches=None) -> list[dict]:
-    """One row per (network, batch, framework): samples/s, GFLOP/s, fraction of matmul."""
+    """One row per (network, batch, framework): samples/s, GFLOP/s, fraction of matmul.
+
+    The frameworks of one (network, batch) are timed in turns (`time_interleaved`: 5 rounds,
+    0.25 s of untimed steps before each turn, best round reported, median beside it), so
+    that load from elsewhere hits them alike.
+    """
     nets = QUICK_NETWORKS if quick else NETWORKS
     batches = batches or ((8, 32) if quick else (8, 32, 128, 1024))
-    min_time = 0.01 if quick else 0.6
+    min_time, rounds, settle = (0.01, 1, 0.0) if quick else (1.5, 5, 0.25)
     rows = []
     for net, (sizes, kind) in nets.items():
         p = n_params(sizes)
         for batch in batches:
+            steps, failed, order = {}, {}, []
             for label, fn in _candidates(sizes, kind, batch, threads, frameworks):
+                order.append(label)
+                try:
+                    step = fn()
+                    step()  # one call first: a framework that fails is a row, not a crash
+                    steps[label] = step
+                except Exception as exc:  # noqa: BLE001
+                    failed[label] = f"{type(exc).__name__}: {exc}"
+            timed = time_interleaved(steps, rounds=rounds, min_time=min_time,
+                                     warmup=1 if quick else 2, settle=settle)
+            for label in order:
                 row = {"network": net, "sizes": sizes, "loss": kind, "parameters": p,
                        "batch": batch, "framework": label}
-                try:
-                    step = fn() if callable(fn) and not isinstance(fn, tuple) else fn
-                    sec = time_call(step, min_time=min_time, repeats=1 if quick else 3,
-                                    warmup=1 if quick else 2)
-                except Exception as exc:  # noqa: BLE001 - one framework failing is a row, not a crash
-                    row["error"] = f"{type(exc).__name__}: {exc}"
-                    rows.append(row)
-                    continue
-                gflops = 6 * p * batch / sec / 1e9
-                row.update(seconds_per_step=sec, samples_per_s=batch / sec, gflops=gflops,
-                           fraction_of_matmul=gflops / matmul_gflops if matmul_gflops else None)
+                if label in failed:
+                    row["error"] = failed[label]
+                else:
+                    sec, median = timed[label]
+                    gflops = 6 * p * batch / sec / 1e9
+                    row.update(seconds_per_step=sec, seconds_median=median,
+                               samples_per_s=batch / sec, gflops=gflops,
+                               fraction_of_matmul=gflops / matmul_gflops if matmul_gflops else None)
                 rows.append(row)
     return rows
 
