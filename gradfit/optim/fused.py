@@ -129,7 +129,8 @@ def _build():
                 ps[i] = pi - d * lr
 
     @jit
-    def adam(p, g, m, v, vmax, lr, b1, omb1, b2, omb2, bc1, bc2, eps, amsgrad, inside, keep, wd):
+    def adam(p, g, m, v, vmax, lr, b1, omb1, b2, omb2, inv_bc1, inv_bc2, eps, amsgrad, inside,
+             keep, wd):
         n = p.shape[0]
         for c in prange((n + CHUNK - 1) // CHUNK):
             lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
@@ -144,9 +145,9 @@ def _build():
                 if amsgrad:
                     vi = max(xs[i], vi)
                     xs[i] = vi
-                s = vi / bc2
+                s = vi * inv_bc2
                 den = np.sqrt(s + eps) if inside else np.sqrt(s) + eps
-                ps[i] = pi - ((mi / den) / bc1) * lr
+                ps[i] = pi - ((mi / den) * inv_bc1) * lr
 
     return {"sgd": sgd, "sgd_momentum": sgd_momentum, "adagrad": adagrad,
             "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
@@ -181,8 +182,8 @@ def _launchers(k):
         t = s["step"] + 1
         vmax = s["vmax"] if opt.amsgrad else p[:0]
         k["adam"](p, g, s["m"], s["v"], vmax, f(lr), f(opt.beta_1), f(1.0 - opt.beta_1),
-                  f(opt.beta_2), f(1.0 - opt.beta_2), f(1.0 - opt.beta_1 ** t),
-                  f(1.0 - opt.beta_2 ** t), f(opt.epsilon), opt.amsgrad,
+                  f(opt.beta_2), f(1.0 - opt.beta_2), f(1.0 / (1.0 - opt.beta_1 ** t)),
+                  f(1.0 / (1.0 - opt.beta_2 ** t)), f(opt.epsilon), opt.amsgrad,
                   opt.epsilon_inside_sqrt, keep, wd)
 
     return {O.SGD._step: sgd, O.Adagrad._step: adagrad, O.RMSprop._step: rmsprop,
