@@ -91,6 +91,7 @@ def _build():
     def rmsprop(p, g, rms, mom, mg, lr, rho, omr, eps, mu, centered, inside, keep, wd):
         n = p.shape[0]
         use_mom = mu > 0
+        zero = rho * 0  # 0 in the arrays' dtype
         for c in prange((n + CHUNK - 1) // CHUNK):
             lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
             ps, gs, rs = p[lo:hi], g[lo:hi], rms[lo:hi]
@@ -103,7 +104,7 @@ def _build():
                 if centered:
                     a = mgs[i] * rho + omr * gi
                     mgs[i] = a
-                    r = r - a * a
+                    r = max(r - a * a, zero)  # rounding can make it negative: see transforms
                 den = np.sqrt(r + eps) if inside else np.sqrt(r) + eps
                 d = (gi / den) * lr
                 if use_mom:

@@ -294,7 +294,7 @@ class RMSprop(Optimizer):
     """RMSprop (Hinton, lecture 6e, 2012), optionally centered (Graves 2013) and with momentum::
 
         v <- rho v + (1-rho) d**2
-        centered: mg <- rho mg + (1-rho) d;  s = v - mg**2      else s = v
+        centered: mg <- rho mg + (1-rho) d;  s = max(v - mg**2, 0)   else s = v
         step = d / (sqrt(s) + eps)
         momentum == 0: theta <- theta - lr step
         momentum  > 0: u <- mu u - lr step;  theta <- theta + u

@@ -129,7 +129,9 @@ def scale_by_rms_(g, rms, eps: float, rho: float, mean_grad=None, inside: bool =
     """RMSprop (Hinton 2012): ``v <- rho v + (1-rho) g**2``; ``d = g / (sqrt(v) + eps)``.
 
     Centered (Graves 2013, ``mean_grad`` given): ``mg <- rho mg + (1-rho) g`` and the
-    denominator uses ``v - mg**2`` (an estimate of the variance).  ``inside=True`` puts
+    denominator uses ``max(v - mg**2, 0)`` (an estimate of the variance: never negative in
+    exact arithmetic, but rounding makes it slightly negative, and its root NaN, once the
+    gradient has been constant for a while; torch gives NaN there).  ``inside=True`` puts
     eps inside the root, as Keras does.
     """
     ema_sq_(rms, g, rho)
@@ -138,6 +140,7 @@ def scale_by_rms_(g, rms, eps: float, rho: float, mean_grad=None, inside: bool =
     else:
         ema_(mean_grad, g, rho)
         denom = rms - mean_grad * mean_grad
+        xp().maximum(denom, 0, out=denom)
     g /= _root_(denom, eps, inside)
     return g
 
