@@ -109,12 +109,14 @@ def test_time_interleaved_takes_turns_and_reports_best_and_median():
 
 def test_profile_parts_cover_the_step():
     from gradfit.bench.profile import format_profile, profile_step
-    prof = profile_step([8, 16, 3], "ce", 4, repeats=2)
+    prof = profile_step([8, 16, 3], "ce", 4, steps=5)
     names = [n for n, _ in prof["rows"]]
     assert sum(n.startswith("forward") for n in names) == 2
     assert sum(n.startswith("backward") for n in names) == 2
     assert names[-1].startswith("optimizer update (Adam")
     assert prof["total"] > 0 and "8-16-3" in format_profile(prof)
+    # timed inside the same steps, the parts' medians add up to about the median step
+    assert 0.5 * prof["total"] < prof["sum_of_parts"] < 1.5 * prof["total"]
 
 
 def test_bad_arguments():

@@ -85,7 +85,7 @@ def _run_sections(quick, threads, frameworks, sections, profile, log) -> dict:
     if profile and not quick:
         from .profile import profile_step
         sizes, kind = NETWORKS["lecture"]
-        out["profile"] = [profile_step(sizes, kind, b) for b in (8, 1024)]
+        out["profile"] = [profile_step(sizes, kind, b) for b in (8, 32, 128, 1024)]
     out["environment"]["numba_threading_layer"] = environment(threads)["numba_threading_layer"]
     out["load_average_after"] = _load()
     out["seconds"] = time.time() - t0

@@ -1,12 +1,21 @@
 """Where a gradfit training step spends its time: per layer, forward and backward, the loss
-and the optimizer update, each timed alone (best of a few repeats, seconds per step).
+and the optimizer update, timed inside real steps.
 
-The matmul share is estimated by timing the same products on the same shapes with
-``np.matmul(..., out=)``: forward ``x W`` per Dense layer, backward ``x^T dz`` and (except
-for the first layer) ``dz W^T``.  What is left of the layer's time is elementwise work
-(bias, activation and its derivative, the bias-gradient sum, temporaries).
+Each of ``steps`` steps runs the same code as ``Sequential.compute_gradients`` followed by
+the optimizer update, with a clock read between the parts; the table gives each part's
+median over the steps, so the parts add up to about a step.  Timed inside the step, a part
+pays for the memory traffic around it: a layer's weights are read from DRAM when the
+previous update pushed them out of the caches, which is why the same product timed alone
+(``matmul``, below) is faster at small batches.
+
+``matmul``: the step's matrix products alone, each timed in a loop on the same shapes
+(``np.matmul(..., out=)``: forward ``x W`` per Dense layer, backward ``x^T dz`` and, except
+for the first layer, ``dz W^T`` in the faster of its two forms), with warm caches: what
+BLAS needs at best.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -14,13 +23,9 @@ from .timing import time_call
 from .training import gradfit_model, make_data
 
 
-def _best(fn, repeats=5):
-    """Seconds per call: the shared timer, `repeats` bursts of about 20 ms each."""
-    return time_call(fn, min_time=0.02 * repeats, repeats=repeats)
-
-
-def profile_step(sizes, kind, batch, repeats=5) -> dict:
-    """{"rows": [(part, seconds)], "total": seconds, "matmul": seconds} for one step."""
+def profile_step(sizes, kind, batch, steps=60) -> dict:
+    """{"rows": [(part, median seconds)], "total": median step seconds, "sum_of_parts",
+    "matmul": seconds of the products alone} for a gradfit step of this network."""
     from ..backend import xp
     model = gradfit_model(sizes, kind)
     x, y = make_data(sizes, kind, batch)
@@ -28,75 +33,64 @@ def profile_step(sizes, kind, batch, repeats=5) -> dict:
     xd = xp().asarray(x)
     yd = xp().asarray(model.check_targets(y, len(x)))
     layers = model.layers
-    rows = []
-    # forward, layer by layer, on the stored inputs of the previous forward pass
-    inputs = []
-    h = xd
-    for layer in layers:
-        inputs.append(h)
-        h = layer.forward(h, training=True)
-    for i, layer in enumerate(layers):
-        rows.append((f"forward  {type(layer).__name__} {i} ({layer.input_dim}->{layer.output_dim})",
-                     _best(lambda l=layer, a=inputs[i]: l.forward(a, training=True), repeats)))
-    model.forward(xd, training=True)
-    y_pred = layers[-1]._a
-    rows.append(("loss value + gradient", _best(lambda: model.batch_loss(y_pred, yd), repeats)))
-
-    def full_backward():
-        model.compute_gradients(xd, yd)
-    # backward alone = full forward+backward minus forward, per layer by difference is noisy;
-    # time each layer's backward on a saved upstream gradient instead
-    model.compute_gradients(xd, yd)
-    _, dy = model.batch_loss(model.forward(xd, training=True), yd)
-    ups = []
-    skip = model._fused
-    for layer in reversed(layers):
-        ups.append((layer, dy.copy(), skip))
-        dy = layer.backward(dy, skip_activation=skip)
-        skip = False
-        if dy is None:
-            break
-    for layer, d0, sk in ups:
-        buf = d0.copy()
-
-        def back(layer=layer, d0=d0, buf=buf, sk=sk):
-            np.copyto(buf, d0)  # backward may work in place on its upstream gradient
-            layer.backward(buf, skip_activation=sk)
-        copy = _best(lambda: np.copyto(buf, d0), repeats)
-        idx = layers.index(layer)
-        rows.append((f"backward {type(layer).__name__} {idx}", max(_best(back, repeats) - copy, 0.0)))
-    rows.append(("optimizer update (" + type(model.optimizer).__name__ + ")",
-                 _best(lambda: model.optimizer.update(model.params, model.grads, model.opt_state),
-                       repeats)))
-    total = _best(lambda: (full_backward(),
-                           model.optimizer.update(model.params, model.grads, model.opt_state)),
-                  repeats)
-    return {"network": "-".join(map(str, sizes)), "batch": batch,
-            "rows": rows, "sum_of_parts": sum(s for _, s in rows), "total": total,
-            "matmul": _matmul_time(sizes, batch, repeats)}
+    names = [f"forward  {type(l).__name__} {i} ({l.input_dim}->{l.output_dim})"
+             for i, l in enumerate(layers)]
+    names.append("loss value + gradient")
+    times: dict = {}
+    totals = []
+    clock = time.perf_counter
+    for _ in range(max(2, steps) + 2):  # two untimed steps first
+        marks = [("start", clock())]
+        h = xd
+        for name, layer in zip(names, layers):
+            h = layer.forward(h, training=True)
+            marks.append((name, clock()))
+        _, dy = model.batch_loss(h, yd)
+        marks.append((names[-1], clock()))
+        skip = model._fused
+        for i in reversed(range(len(layers))):
+            dy = layers[i].backward(dy, skip_activation=skip)
+            skip = False
+            marks.append((f"backward {type(layers[i]).__name__} {i}", clock()))
+            if dy is None:
+                break
+        model.optimizer.update(model.params, model.grads, model.opt_state)
+        marks.append((f"optimizer update ({type(model.optimizer).__name__})", clock()))
+        for (_, t0), (name, t1) in zip(marks[:-1], marks[1:]):
+            times.setdefault(name, []).append(t1 - t0)
+        totals.append(marks[-1][1] - marks[0][1])
+    rows = [(name, float(np.median(ts[2:]))) for name, ts in times.items()]
+    return {"network": "-".join(map(str, sizes)), "batch": batch, "steps": steps,
+            "rows": rows, "sum_of_parts": sum(s for _, s in rows),
+            "total": float(np.median(totals[2:])), "matmul": _matmul_time(sizes, batch)}
 
 
-def _matmul_time(sizes, batch, repeats) -> float:
-    """Seconds of the step's matrix products alone (np.matmul with out=, float32)."""
+def _matmul_time(sizes, batch, repeats=5) -> float:
+    """Seconds of the step's matrix products alone (np.matmul with out=, float32, warm)."""
     rng = np.random.default_rng(0)
     total = 0.0
+
+    def best(fn):
+        return time_call(fn, min_time=0.02 * repeats, repeats=repeats)
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         x = rng.standard_normal((batch, a)).astype(np.float32)
         w = rng.standard_normal((a, b)).astype(np.float32)
         z = np.empty((batch, b), np.float32)
         dw = np.empty((a, b), np.float32)
-        total += _best(lambda: np.matmul(x, w, out=z), repeats)
-        total += _best(lambda: np.matmul(x.T, z, out=dw), repeats)
-        if i > 0:
-            dx = np.empty((batch, a), np.float32)
-            total += _best(lambda: np.matmul(z, w.T, out=dx), repeats)
+        total += best(lambda: np.matmul(x, w, out=z))
+        total += best(lambda: np.matmul(x.T, z, out=dw))
+        if i > 0:  # dz W^T: directly or as (W dz^T)^T, whichever is faster (see Dense)
+            dx, dx_t = np.empty((batch, a), np.float32), np.empty((a, batch), np.float32)
+            total += min(best(lambda: np.matmul(z, w.T, out=dx)),
+                         best(lambda: (np.matmul(w, z.T, out=dx_t), np.copyto(dx, dx_t.T))))
     return total
 
 
 def format_profile(prof: dict) -> str:
-    lines = [f"Profile of one gradfit step, {prof['network']} at batch {prof['batch']} "
-             f"(total {prof['total'] * 1e3:.3f} ms; sum of parts {prof['sum_of_parts'] * 1e3:.3f} ms; "
-             f"its matmuls alone {prof['matmul'] * 1e3:.3f} ms)"]
+    lines = [f"Profile of a gradfit step, {prof['network']} at batch {prof['batch']}, parts timed "
+             f"inside {prof['steps']} steps (median step {prof['total'] * 1e3:.3f} ms; sum of the "
+             f"parts' medians {prof['sum_of_parts'] * 1e3:.3f} ms; the same matrix products "
+             f"alone, warm caches: {prof['matmul'] * 1e3:.3f} ms)"]
     for name, sec in prof["rows"]:
         lines.append(f"  {name:<48}{sec * 1e3:>10.3f} ms {100 * sec / prof['total']:>6.1f}%")
     return "\n".join(lines)
