@@ -128,6 +128,19 @@ def test_bad_arguments():
     bench.add_arguments(parser)
     with pytest.raises(ValueError, match="gpu"):
         bench.run(parser.parse_args(["--quick", "--sections", "gpu", "--json", "-"]))
+    with pytest.raises(ValueError, match="unknown networks.*resnet.*lecture, adam, small"):
+        bench.run(parser.parse_args(["--networks", "lecture,resnet", "--json", "-"]))
+    with pytest.raises(ValueError, match="unknown optimizers.*lion"):
+        bench.run(parser.parse_args(["--optimizers", "lion", "--json", "-"]))
+
+
+def test_network_and_optimizer_subsets():
+    from gradfit.bench.optstep import run_optstep
+    from gradfit.bench.training import run_training
+    rows = run_training(1, None, ("gradfit",), batches=(8,), networks=("small",))
+    assert {r["network"] for r in rows} == {"small"} and len(rows) == 2  # train_on_batch, step
+    steps = run_optstep(20_000, 1, quick=True, optimizers=("adam",))["steps"]
+    assert {r["optimizer"] for r in steps} == {"adam"}
 
 
 def test_thread_counts_are_restored_after_a_run():

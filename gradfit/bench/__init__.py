@@ -28,7 +28,7 @@ import time
 
 from .env import environment
 from .matmul import run_matmul
-from .optstep import run_optstep
+from .optstep import OPTIMIZERS, run_optstep
 from .training import NETWORKS, run_training
 
 LECTURE_PARAMETERS = 2_555_501
@@ -38,8 +38,12 @@ SCHEMA_VERSION = 1
 
 def run_bench(quick: bool = False, threads: int | None = None, frameworks=FRAMEWORKS,
               sections=("matmul", "optimizer", "training"), profile: bool = False,
-              log=None) -> dict:
-    """Run the benchmark sections and return a JSON-able dict (see ``format_report``)."""
+              log=None, networks=None, optimizers=None) -> dict:
+    """Run the benchmark sections and return a JSON-able dict (see ``format_report``).
+
+    ``networks``: subset of ``NETWORKS`` (lecture, adam, small) for section (b);
+    ``optimizers``: subset of ``optstep.OPTIMIZERS`` for section (c); None: all.
+    """
     from ..backend import set_num_threads
     threads = int(os.cpu_count() or 1) if threads is None else int(threads)
     if threads < 1:
@@ -47,6 +51,10 @@ def run_bench(quick: bool = False, threads: int | None = None, frameworks=FRAMEW
     unknown = set(frameworks) - set(FRAMEWORKS)
     if unknown:
         raise ValueError(f"unknown frameworks {sorted(unknown)}: choose from {', '.join(FRAMEWORKS)}")
+    for what, asked, valid in (("networks", networks, NETWORKS), ("optimizers", optimizers, OPTIMIZERS)):
+        bad = set(asked or ()) - set(valid)
+        if bad:
+            raise ValueError(f"unknown {what} {sorted(bad)}: choose from {', '.join(valid)}")
     for name in frameworks:  # load every library first, so that the thread limits reach them
         if name != "gradfit":
             if name == "keras":
@@ -60,12 +68,13 @@ def run_bench(quick: bool = False, threads: int | None = None, frameworks=FRAMEW
         set_num_threads(threads)
         _torch_threads(threads)
         return _run_sections(quick, threads, frameworks, sections, profile,
-                             log or (lambda msg: None))
+                             log or (lambda msg: None), networks, optimizers)
     finally:
         _restore_threads(saved)
 
 
-def _run_sections(quick, threads, frameworks, sections, profile, log) -> dict:
+def _run_sections(quick, threads, frameworks, sections, profile, log, networks=None,
+                  optimizers=None) -> dict:
     t0 = time.time()
     out = {"schema": SCHEMA_VERSION, "quick": bool(quick),
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_before": _load()}
@@ -78,10 +87,12 @@ def _run_sections(quick, threads, frameworks, sections, profile, log) -> dict:
                            and "float32" in r["name"])
     if "optimizer" in sections:
         log("(c) optimizer step ...")
-        out["optimizer_step"] = run_optstep(20_000 if quick else LECTURE_PARAMETERS, threads, quick)
+        out["optimizer_step"] = run_optstep(20_000 if quick else LECTURE_PARAMETERS, threads, quick,
+                                            optimizers)
     if "training" in sections:
         log("(b) training throughput ...")
-        out["training"] = run_training(threads, matmul_rate, frameworks, quick)
+        out["training"] = run_training(threads, matmul_rate, frameworks, quick,
+                                       networks=networks)
     if profile and not quick:
         from .profile import profile_step
         sizes, kind = NETWORKS["lecture"]
@@ -253,6 +264,12 @@ def add_arguments(parser) -> None:
                              "(default: all; --quick: gradfit,torch)")
     parser.add_argument("--sections", default="matmul,optimizer,training",
                         help="comma-separated subset of matmul,optimizer,training")
+    parser.add_argument("--networks", default=None,
+                        help=f"comma-separated subset of {','.join(NETWORKS)} for the training "
+                             "section (default: all)")
+    parser.add_argument("--optimizers", default=None,
+                        help="comma-separated subset of the optimizer section's rows "
+                             f"({','.join(OPTIMIZERS)}; default: all)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile a gradfit step of the lecture's network per layer")
 
@@ -265,9 +282,12 @@ def run(args) -> int:
     bad = set(sections) - {"matmul", "optimizer", "training"}
     if bad:
         raise ValueError(f"unknown sections {sorted(bad)}: choose from matmul,optimizer,training")
+    def names(arg):
+        return None if not arg else tuple(n.strip() for n in arg.split(",") if n.strip())
     res = run_bench(quick=args.quick, threads=args.threads, frameworks=frameworks,
                     sections=sections, profile=args.profile,
-                    log=lambda m: print(m, flush=True))
+                    log=lambda m: print(m, flush=True), networks=names(args.networks),
+                    optimizers=names(args.optimizers))
     res["targets"] = targets(res)
     print(format_report(res))
     if args.json and args.json != "-":

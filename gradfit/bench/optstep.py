@@ -109,14 +109,14 @@ def torch_adam_steps(n: int, threads: int, foreach: bool = True):
     return steps, errors
 
 
-def run_optstep(n: int, threads: int, quick: bool = False) -> dict:
+def run_optstep(n: int, threads: int, quick: bool = False, optimizers=None) -> dict:
     """Section (c): copy bandwidth, then every optimizer numpy vs fused, then torch's Adam.
 
     Each optimizer's numpy and fused paths are timed in turns (`time_interleaved`); Adam's
     are timed in the same turns as torch's Adam, the head-to-head the targets compare.
     """
     min_time, rounds = (0.02, 1) if quick else (1.0, 5)
-    names = ["sgd", "adam"] if quick else list(OPTIMIZERS)
+    names = list(optimizers or (["sgd", "adam"] if quick else OPTIMIZERS))
     rows = []
     for name in names:
         steps, meta = {}, {}

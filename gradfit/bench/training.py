@@ -172,14 +172,14 @@ def keras_step(sizes, kind, batch):
 
 # ------------------------------------------------------------------ driver
 def run_training(threads: int, matmul_gflops: float, frameworks=("gradfit", "torch", "keras"),
-                 quick: bool = False, batches=None) -> list[dict]:
+                 quick: bool = False, batches=None, networks=None) -> list[dict]:
     """One row per (network, batch, framework): samples/s, GFLOP/s, fraction of matmul.
 
     The frameworks of one (network, batch) are timed in turns (`time_interleaved`: 5 rounds,
     0.25 s of untimed steps before each turn, best round reported, median beside it), so
     that load from elsewhere hits them alike.
     """
-    nets = QUICK_NETWORKS if quick else NETWORKS
+    nets = QUICK_NETWORKS if quick else {k: NETWORKS[k] for k in (networks or NETWORKS)}
     batches = batches or ((8, 32) if quick else (8, 32, 128, 1024))
     min_time, rounds, settle = (0.01, 1, 0.0) if quick else (1.5, 5, 0.25)
     rows = []
