@@ -232,6 +232,8 @@ def test_nan_in_a_later_epoch_still_restores_the_best_weights():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")  # on purpose
 def test_overflowing_update_is_named_at_the_next_step():
     # An update that overflows (finite loss and gradient) is caught by the next step's loss;
     # the message says the weights themselves are gone (the loop does not scan them per step).
