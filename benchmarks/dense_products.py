@@ -12,7 +12,6 @@ matmul (inner dimension 1) against a broadcast multiply.  Milliseconds per produ
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -21,18 +20,13 @@ import numpy as np  # noqa: E402
 
 from gradfit.backend import set_num_threads  # noqa: E402
 from gradfit.bench.env import blas_kernel, cpu_model  # noqa: E402
+from gradfit.bench.timing import time_call  # noqa: E402
 from gradfit.layers.dense import TRANSPOSED_DX_MAX  # noqa: E402
 
 
-def best_ms(fn, calls=20, repeats=7) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / calls)
-    return best * 1e3
+def best_ms(fn) -> float:
+    """Milliseconds per call: the best of 7 repeats (`gradfit.bench.timing.time_call`)."""
+    return time_call(fn, min_time=0.15, repeats=7) * 1e3
 
 
 def main(argv=None):
