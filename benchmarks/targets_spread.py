@@ -23,6 +23,8 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="targets-spread", help="folder for the per-run JSON files")
+    ap.add_argument("--quick", action="store_true",
+                    help="pass --quick to gradfit bench: a smoke test of this script, no targets")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -31,7 +33,7 @@ def main(argv=None):
         path = out / f"run{i + 1}-{args.threads}threads.json"
         cmd = [sys.executable, "-m", "gradfit.bench", "--threads", str(args.threads),
                "--frameworks", "gradfit,torch", "--networks", "lecture,small",
-               "--optimizers", "adam", "--json", str(path)]
+               "--optimizers", "adam", "--json", str(path)] + (["--quick"] if args.quick else [])
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
                        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         res = json.loads(path.read_text())

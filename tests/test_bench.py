@@ -148,3 +148,20 @@ def test_thread_counts_are_restored_after_a_run():
     before = numba.get_num_threads()
     bench.run_bench(quick=True, threads=1, sections=("matmul",))
     assert numba.get_num_threads() == before
+
+
+def test_benchmark_scripts_run(tmp_path):
+    # the scripts behind docs/speed.md, on tiny sizes: they must keep running
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "dense_products.py"),
+                          "--threads", "1", "--batches", "2"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "TRANSPOSED_DX_MAX" in out and "1000x2000 B=2" in out and "broadcast multiply" in out
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "targets_spread.py"),
+                          "--runs", "2", "--threads", "1", "--quick", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "2 runs" in out and "lecture net, batch 8" in out
+    assert len(list(tmp_path.glob("run*-1threads.json"))) == 2
