@@ -16,8 +16,8 @@ STEPS = [0, 1, 2, 5, 9, 10, 11, 37, 99, 100, 250]
 
 
 def test_formulas():
-    assert [InverseTimeDecay(0.5, 0.1)(i) for i in (0, 10, 30)] == [0.5, 0.25, 0.125]
-    assert InverseTimeDecay(1.0, 1.0, decay_steps=10, staircase=True)(19) == 0.5
+    assert [InverseTimeDecay(0.5, 1, 0.1)(i) for i in (0, 10, 30)] == [0.5, 0.25, 0.125]
+    assert InverseTimeDecay(1.0, 10, 1.0, staircase=True)(19) == 0.5
     assert ExponentialDecay(1.0, 10, 0.5)(15) == pytest.approx(0.5**1.5, rel=1e-15)
     assert ExponentialDecay(1.0, 10, 0.5, staircase=True)(19) == 0.5
     assert [StepDecay(1.0, 3, gamma=0.1)(i) for i in (0, 2, 3, 8)] == pytest.approx([1, 1, 0.1, 0.01])
@@ -30,7 +30,7 @@ def test_formulas():
 
 def test_inverse_time_satisfies_robbins_monro():
     """sum lr_i diverges (grows like log n), sum lr_i^2 converges."""
-    s = InverseTimeDecay(1.0, 1.0)
+    s = InverseTimeDecay(1.0, 1, 1.0)
     lr = np.array([s(i) for i in range(200_000)])
     partial = np.cumsum(lr)
     assert partial[-1] - partial[99_999] > 0.6                 # ~ log 2: still growing
@@ -49,7 +49,7 @@ KERAS_PAIRS = [
                                                              decay_rate=0.7)),
     (ExponentialDecay(0.1, 10, 0.7, staircase=True), "ExponentialDecay",
      dict(initial_learning_rate=0.1, decay_steps=10, decay_rate=0.7, staircase=True)),
-    (InverseTimeDecay(0.1, 0.5, decay_steps=4), "InverseTimeDecay",
+    (InverseTimeDecay(0.1, 4, 0.5), "InverseTimeDecay",
      dict(initial_learning_rate=0.1, decay_steps=4, decay_rate=0.5)),
     (CosineDecay(0.01, 100, alpha=0.05, warmup_target=0.1, warmup_steps=20), "CosineDecay",
      dict(initial_learning_rate=0.01, decay_steps=100, alpha=0.05, warmup_target=0.1, warmup_steps=20)),
@@ -65,6 +65,17 @@ def test_matches_keras(ours, name, kwargs, keras):
     np.testing.assert_allclose([ours(i) for i in STEPS], expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name,args", [("InverseTimeDecay", (0.1, 4, 0.5)),
+                                       ("ExponentialDecay", (0.1, 10, 0.7, True)),
+                                       ("CosineDecay", (0.1, 50, 0.05))])
+def test_positional_arguments_mean_what_they_mean_in_keras(name, args, keras):
+    # Keras code passes schedule arguments positionally too: same order, same schedule
+    theirs = getattr(keras.optimizers.schedules, name)(*args)
+    ours = getattr(optim, name)(*args)
+    expected = [float(keras.ops.convert_to_numpy(theirs(i))) for i in STEPS]
+    np.testing.assert_allclose([ours(i) for i in STEPS], expected, rtol=1e-6)
+
+
 def test_step_decay_matches_torch_steplr():
     torch = pytest.importorskip("torch")
     p = torch.zeros(1, requires_grad=True)
@@ -77,7 +88,7 @@ def test_step_decay_matches_torch_steplr():
         sched.step()
 
 
-@pytest.mark.parametrize("schedule", [Constant(0.1), InverseTimeDecay(0.1, 0.01), ExponentialDecay(0.1, 5, 0.9),
+@pytest.mark.parametrize("schedule", [Constant(0.1), InverseTimeDecay(0.1, 1, 0.01), ExponentialDecay(0.1, 5, 0.9),
                                       StepDecay(0.1, 3), CosineDecay(0.0, 10, warmup_target=0.1, warmup_steps=2)])
 def test_serialize_round_trip(schedule):
     config = json.loads(json.dumps(optim.serialize(schedule)))
@@ -103,7 +114,7 @@ def test_optimizer_uses_schedule_at_the_step_count():
 
 
 @pytest.mark.parametrize("make,bad", [
-    (lambda: InverseTimeDecay(-0.1, 0.1), "-0.1"), (lambda: InverseTimeDecay(0.1, 0.1, decay_steps=0), "0"),
+    (lambda: InverseTimeDecay(-0.1, 1, 0.1), "-0.1"), (lambda: InverseTimeDecay(0.1, 0, 0.1), "0"),
     (lambda: ExponentialDecay(0.1, 10, float("nan")), "nan"), (lambda: StepDecay(0.1, 0), "0"),
     (lambda: StepDecay(0.1, 2.5), "2.5"), (lambda: CosineDecay(0.1, -5), "-5"),
     (lambda: Constant(float("inf")), "inf")])

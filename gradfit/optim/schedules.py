@@ -57,16 +57,17 @@ class InverseTimeDecay(Schedule):
     Satisfies the Robbins-Monro conditions (Robbins & Monro 1951): ``sum lr_i = inf`` and
     ``sum lr_i**2 < inf``, which the stochastic-approximation convergence proofs need.
     ``staircase=True`` uses ``floor(i / decay_steps)`` (Keras).  torch's Adagrad ``lr_decay``
-    is this schedule with ``decay_rate = lr_decay, decay_steps = 1``.
+    is this schedule with ``decay_steps = 1, decay_rate = lr_decay``.  Arguments in Keras's
+    order: ``InverseTimeDecay(0.1, 1000, 0.5)`` decays by half every 1000 steps' worth.
     """
 
-    def __init__(self, initial_learning_rate, decay_rate, decay_steps=1, staircase=False):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
         self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
-        self.decay_rate = _num("decay_rate", decay_rate)
         self.decay_steps = _num("decay_steps", decay_steps, strict=True)
+        self.decay_rate = _num("decay_rate", decay_rate)
         self.staircase = bool(staircase)
-        self._config = {"initial_learning_rate": initial_learning_rate, "decay_rate": decay_rate,
-                        "decay_steps": decay_steps, "staircase": self.staircase}
+        self._config = {"initial_learning_rate": initial_learning_rate, "decay_steps": decay_steps,
+                        "decay_rate": decay_rate, "staircase": self.staircase}
 
     def __call__(self, step):
         p = step / self.decay_steps
