@@ -1,7 +1,9 @@
 """gradfit: deep networks trained the way the lecture "Deep Networks Learning" teaches it.
 
 numpy (BLAS) engine on ONE flat parameter buffer, hand-written forward/backward, exact
-optimizers, a Keras-compatible surface, data-parallel MPI training.
+optimizers, a Keras-compatible surface, data-parallel MPI training.  Keras's namespaces
+(``layers``, ``models``, ``optimizers``, ``optimizers.schedules``, ``callbacks``, ``utils``)
+are here too, so that Keras code runs after ``import gradfit as keras``.
 
     import gradfit
     model = gradfit.Sequential([gradfit.Input(shape=(64,)),
@@ -9,7 +11,7 @@ optimizers, a Keras-compatible surface, data-parallel MPI training.
                                 gradfit.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-from . import callbacks, datasets, noise_scale, optim, toy
+from . import callbacks, datasets, layers, models, noise_scale, optim, optimizers, toy, utils
 from .backend import get_backend, set_backend, set_num_threads
 from .layers import Activation, Dense, Dropout, Input
 from .model import Sequential
@@ -19,7 +21,8 @@ from .utils import set_random_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "callbacks", "datasets", "noise_scale", "optim", "toy",
+    "callbacks", "datasets", "layers", "models", "noise_scale", "optim", "optimizers", "toy",
+    "utils",
     "Activation", "CorruptFileError", "Dense", "Dropout", "Input", "Sequential",
     "get_backend", "load_model", "set_backend", "set_num_threads", "set_random_seed",
 ]

@@ -24,6 +24,13 @@ def set_random_seed(seed: int) -> None:
     np.random.seed(int(seed) % 2**32)
 
 
+def to_categorical(x, num_classes=None):
+    """``keras.utils.to_categorical``: one-hot rows (float32) of integer labels ``x``;
+    ``num_classes`` defaults to ``max(x) + 1``.  Labels out of range are refused."""
+    from .datasets import one_hot
+    return one_hot(x, num_classes)
+
+
 def rng() -> np.random.Generator:
     """The generator behind every random draw of gradfit (see `set_random_seed`)."""
     return _rng
