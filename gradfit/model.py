@@ -274,11 +274,7 @@ class Sequential:
         x = self.check_inputs(x)
         self._prepare(x)
         y = self.check_targets(y, len(x))
-        logs = evaluate(self, x, y, batch_size)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return _logs_result(evaluate(self, x, y, batch_size), return_dict)
 
     def predict(self, x, batch_size=32, verbose=0):
         """Network outputs for x, computed in batches (inference mode: dropout off)."""
@@ -293,15 +289,31 @@ class Sequential:
     def __call__(self, x, training=False):
         return self.predict(x)
 
-    def train_on_batch(self, x, y):
-        """One optimizer step on one batch; returns the batch loss (before the step)."""
+    def train_on_batch(self, x, y, return_dict=False):
+        """One optimizer step on one batch.  Returns, as Keras 3 does, the batch's loss (before
+        the step), or ``[loss, *metrics]`` of this batch when metrics were compiled (a dict with
+        ``return_dict=True``)."""
         x = self.check_inputs(x)
         self._prepare(x)
         y = self.check_targets(y, len(x))
         self.init_optimizer_state()
-        loss, _ = self.compute_gradients(xp().asarray(x), xp().asarray(y))
+        yd = xp().asarray(y)
+        loss, y_pred = self.compute_gradients(xp().asarray(x), yd)
+        logs = {"loss": float(loss)}
+        for name, metric in self.metrics:  # on the outputs before the step, as the loss
+            logs[name] = float(metric.batch_sum(y_pred, yd)) / len(x)
         self.optimizer.update(self.params, self.grads, self.opt_state)
-        return loss
+        return _logs_result(logs, return_dict)
+
+    def test_on_batch(self, x, y, return_dict=False):
+        """Loss (and metrics) of one batch in inference mode, as ``evaluate`` on that batch."""
+        x = self.check_inputs(x)
+        return self.evaluate(x, y, batch_size=max(1, len(x)), return_dict=return_dict)
+
+    def predict_on_batch(self, x):
+        """Network outputs for one batch (inference mode), as ``predict`` in one batch."""
+        x = self.check_inputs(x)
+        return self.predict(x, batch_size=max(1, len(x)))
 
     def _prepare(self, x):
         """Build on first use and resolve metrics / loss fusion once per compile."""
@@ -340,3 +352,11 @@ class Sequential:
         file, atomically, with a SHA-256 checksum. See `gradfit.saving`."""
         from .saving import save_model
         save_model(self, path, include_optimizer=include_optimizer)
+
+
+def _logs_result(logs: dict, return_dict: bool):
+    """Keras's return convention: the dict, the loss alone, or [loss, *metrics]."""
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values

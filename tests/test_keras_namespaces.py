@@ -57,3 +57,49 @@ def test_namespaces_hold_the_keras_names():
     np.testing.assert_array_equal(gradfit.utils.to_categorical([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
     with pytest.raises(ValueError, match="out of range"):
         gradfit.utils.to_categorical([3], 3)
+
+
+@pytest.fixture(scope="module")
+def keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"])
+def test_optimizer_arguments_sit_where_keras_puts_them(name, keras):
+    # Keras code passes optimizer arguments positionally too: every argument gradfit shares
+    # with Keras is at Keras's position; gradfit's own (epsilon_inside_sqrt, fused) are
+    # keyword-only, so no positional call can reach them by accident
+    import inspect
+
+    def positional(f):
+        return [p.name for p in inspect.signature(f).parameters.values()
+                if p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD]
+    theirs, ours = positional(getattr(keras.optimizers, name).__init__), \
+        positional(getattr(gradfit.optimizers, name).__init__)
+    assert ours == theirs[:len(ours)], (ours, theirs)
+    own = {p.name for p in inspect.signature(getattr(gradfit.optimizers, name).__init__)
+           .parameters.values() if p.kind == p.KEYWORD_ONLY}
+    assert "fused" in own
+
+
+def test_on_batch_calls_return_what_keras_returns(keras):
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=(6, 3)), rng.normal(size=(6, 3)) * 3
+    y1, y2 = np.array([0, 1, 2, 0, 1, 2]), np.array([2, 2, 1, 1, 0, 0])
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(4, activation="tanh"),
+                           keras.layers.Dense(3, activation="softmax")])
+    km.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
+               metrics=["accuracy"])
+    gm = gradfit.Sequential([gradfit.Input(shape=(3,)), gradfit.Dense(4, activation="tanh"),
+                             gradfit.Dense(3, activation="softmax")], dtype="float64")
+    gm.compile(optimizer=gradfit.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
+               metrics=["accuracy"])
+    gm.set_weights(km.get_weights())
+    for x, y in ((x1, y1), (x2, y2), (x1, y1)):   # each step's update feeds the next call
+        np.testing.assert_allclose(gm.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    np.testing.assert_allclose(gm.test_on_batch(x2, y2), km.test_on_batch(x2, y2), rtol=1e-5)
+    ours, theirs = gm.train_on_batch(x2, y2, return_dict=True), km.train_on_batch(x2, y2, return_dict=True)
+    assert set(ours) == set(theirs)
+    np.testing.assert_allclose(gm.predict_on_batch(x1), km.predict_on_batch(x1), rtol=1e-5)

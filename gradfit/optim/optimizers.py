@@ -235,7 +235,7 @@ class SGD(Optimizer):
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, fused=True):
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, *, fused=True):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, fused)
         self.momentum = _unit("momentum", momentum)
         self.nesterov = bool(nesterov)
@@ -268,8 +268,8 @@ class Adagrad(Optimizer):
     """
 
     def __init__(self, learning_rate=0.01, initial_accumulator_value=0.0, epsilon=1e-10,
-                 epsilon_inside_sqrt=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, fused=True):
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, *,
+                 epsilon_inside_sqrt=False, fused=True):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, fused)
         self.initial_accumulator_value = _nonneg("initial_accumulator_value", initial_accumulator_value)
         self.epsilon = _positive("epsilon", epsilon)
@@ -307,8 +307,8 @@ class RMSprop(Optimizer):
     """
 
     def __init__(self, learning_rate=1e-3, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 epsilon_inside_sqrt=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, fused=True):
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, *,
+                 epsilon_inside_sqrt=False, fused=True):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, fused)
         self.rho = _unit("rho", rho)
         self.momentum = _unit("momentum", momentum)
@@ -348,7 +348,7 @@ class Adadelta(Optimizer):
     """
 
     def __init__(self, learning_rate=1.0, rho=0.95, epsilon=1e-6, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, fused=True):
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, *, fused=True):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, fused)
         self.rho = _unit("rho", rho)
         self.epsilon = _positive("epsilon", epsilon)
@@ -381,8 +381,8 @@ class Adam(Optimizer):
     """
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False,
-                 epsilon_inside_sqrt=False, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, fused=True):
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, *,
+                 epsilon_inside_sqrt=False, fused=True):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, fused)
         self.beta_1 = _unit("beta_1", beta_1)
         self.beta_2 = _unit("beta_2", beta_2)
@@ -415,7 +415,8 @@ class AdamW(Adam):
     _decoupled_decay = True
 
     def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, amsgrad=False, epsilon_inside_sqrt=False, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, fused=True):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, epsilon_inside_sqrt,
-                         weight_decay, clipnorm, clipvalue, global_clipnorm, fused)
+                 epsilon=1e-8, amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 *, epsilon_inside_sqrt=False, fused=True):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clipnorm,
+                         clipvalue, global_clipnorm, epsilon_inside_sqrt=epsilon_inside_sqrt,
+                         fused=fused)
