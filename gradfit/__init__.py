@@ -13,7 +13,7 @@ are here too, so that Keras code runs after ``import gradfit as keras``.
 """
 from . import callbacks, datasets, layers, models, noise_scale, optim, optimizers, toy, utils
 from .backend import get_backend, set_backend, set_num_threads
-from .layers import Activation, Dense, Dropout, Input
+from .layers import Activation, Dense, Dropout, Flatten, Input
 from .model import Sequential
 from .saving import CorruptFileError, load_model
 from .utils import set_random_seed
@@ -23,6 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "callbacks", "datasets", "layers", "models", "noise_scale", "optim", "optimizers", "toy",
     "utils",
-    "Activation", "CorruptFileError", "Dense", "Dropout", "Input", "Sequential",
+    "Activation", "CorruptFileError", "Dense", "Dropout", "Flatten", "Input", "Sequential",
     "get_backend", "load_model", "set_backend", "set_num_threads", "set_random_seed",
 ]

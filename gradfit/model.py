@@ -1,12 +1,14 @@
 """`Sequential`: lays layers over the flat buffer; Keras's compile / fit / evaluate / predict."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import layers as layers_mod
 from . import losses, metrics as metrics_mod
 from .backend import to_numpy, xp
-from .layers import Input, Layer
+from .layers import Flatten, Input, Layer
 from .params import FlatParams
 from .parallel import get_comm
 from .utils import check_finite, check_positive_int, rng
@@ -32,7 +34,8 @@ class Sequential:
         self.name = name or "sequential"
         self.dtype = np.dtype(dtype)
         self.layers: list[Layer] = []
-        self.input_dim = None
+        self.input_dim = None     # width of the (flattened) input vectors
+        self.input_shape = None   # per-example shape, e.g. (28, 28) before a Flatten
         self.flat = None
         self.optimizer = None
         self.loss = None
@@ -53,13 +56,29 @@ class Sequential:
         if isinstance(layer, Input):
             if self.layers or self.input_dim is not None:
                 raise ValueError("Input(...) must be the first element of a Sequential model")
-            self.input_dim = layer.shape[0]
+            self._set_input_shape(layer.shape)
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential takes gradfit layers, got {layer!r}")
-        if not self.layers and self.input_dim is None:
-            self.input_dim = getattr(layer, "declared_input_dim", None)
+        if not self.layers:
+            if self.input_shape is None:
+                shape = getattr(layer, "declared_input_shape", None)
+                dim = getattr(layer, "declared_input_dim", None)
+                if shape is not None or dim is not None:
+                    self._set_input_shape(shape if shape is not None else (dim,))
+            if self.input_shape is not None and len(self.input_shape) > 1 \
+                    and not isinstance(layer, Flatten):
+                raise ValueError(
+                    f"inputs of shape {self.input_shape} need Flatten() first: Dense layers take "
+                    f"vectors, e.g. Sequential([Input(shape={self.input_shape}), Flatten(), ...])")
         self.layers.append(layer)
+
+    def _set_input_shape(self, shape) -> None:
+        self.input_shape = tuple(int(s) for s in shape)
+        self.input_dim = math.prod(self.input_shape)
+
+    def _flattens_first(self) -> bool:
+        return bool(self.layers) and isinstance(self.layers[0], Flatten)
 
     @property
     def built(self) -> bool:
@@ -67,9 +86,12 @@ class Sequential:
 
     def build(self, input_shape=None) -> None:
         """Fix shapes, allocate the flat buffers and draw initial weights (float64 -> dtype)."""
-        if input_shape is not None:
-            dim = input_shape[-1] if isinstance(input_shape, (tuple, list)) else int(input_shape)
-            self.input_dim = int(dim)
+        if input_shape is not None:  # (batch, *example shape), as Keras's build
+            if isinstance(input_shape, (tuple, list)) and len(input_shape) > 2:
+                self._set_input_shape(input_shape[1:])
+            elif self.input_shape is None or len(self.input_shape) == 1:
+                dim = input_shape[-1] if isinstance(input_shape, (tuple, list)) else input_shape
+                self._set_input_shape((int(dim),))
         if self.input_dim is None:
             raise ValueError("the input width is unknown: start the model with gradfit.Input(shape=(n,)) "
                              "or pass input_shape=(n,) to the first layer")
@@ -120,7 +142,9 @@ class Sequential:
                          f"{layer.count_params():,}"))
         w = [max(len(r[i]) for r in rows) + 3 for i in range(3)]
         line = "-" * sum(w)
-        print_fn(f'Model: "{self.name}"  (input width {self.input_dim}, {self.dtype})')
+        what = (f"input width {self.input_dim}" if self.input_shape is None or
+                len(self.input_shape) == 1 else f"input shape {self.input_shape}")
+        print_fn(f'Model: "{self.name}"  ({what}, {self.dtype})')
         print_fn(line)
         for i, r in enumerate(rows):
             print_fn(f"{r[0]:<{w[0]}}{r[1]:<{w[1]}}{r[2]:>{w[2]}}")
@@ -157,6 +181,18 @@ class Sequential:
         x = np.asarray(to_numpy(x)) if not isinstance(x, np.ndarray) else x
         if x.dtype.kind not in "biuf":
             raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
+        if x.ndim > 2:  # examples with several axes: only a model that starts with Flatten
+            example = tuple(x.shape[1:])
+            if not self._flattens_first():
+                raise ValueError(f"{name} has shape {x.shape}: examples of shape {example}; Dense "
+                                 f"layers take vectors: start the model with "
+                                 f"Flatten(input_shape={example}) or pass x.reshape(len(x), -1)")
+            if self.input_shape is None and not self.built:
+                self._set_input_shape(example)
+            if example != self.input_shape:
+                raise ValueError(f"{name} has examples of shape {example}, the model expects "
+                                 f"{self.input_shape}")
+            x = x.reshape(len(x), -1)
         if x.ndim != 2:
             raise ValueError(f"{name} must have shape (n, features), got shape {x.shape}; "
                              "flatten images with x.reshape(len(x), -1)")
@@ -327,6 +363,7 @@ class Sequential:
             "name": self.name,
             "dtype": self.dtype.name,
             "input_dim": self.input_dim,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
             "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
         }
 
@@ -343,8 +380,10 @@ class Sequential:
                 cfg["input_dim"] = cfg.pop("input_dim", None)
             layers.append(layers_mod.LAYERS[kind](**cfg))
         model = cls(layers, name=config.get("name"), dtype=config.get("dtype", "float32"))
-        if config.get("input_dim") is not None:
-            model.input_dim = config["input_dim"]
+        if config.get("input_shape") is not None:
+            model._set_input_shape(config["input_shape"])
+        elif config.get("input_dim") is not None:
+            model._set_input_shape((config["input_dim"],))
         return model
 
     def save(self, path, include_optimizer=True) -> None:

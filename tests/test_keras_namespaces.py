@@ -30,6 +30,31 @@ same = np.allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), ato
 '''
 
 
+IMAGES = '''
+import numpy as np
+rng = np.random.default_rng(1)
+x = rng.random((600, 6, 6)).astype("float32")
+y = (x[:, :3].mean(axis=(1, 2)) > x[:, 3:].mean(axis=(1, 2))).astype(int)
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input(shape=(6, 6)), keras.layers.Flatten(),
+                          keras.layers.Dense(32, activation="relu"), keras.layers.Dropout(0.2),
+                          keras.layers.Dense(2, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x[:500], y[:500], epochs=30, batch_size=25, verbose=0)
+loss, accuracy = model.evaluate(x[500:], y[500:], verbose=0)
+shape = model.predict(x[:5], verbose=0).shape
+'''
+
+
+def test_an_image_script_with_flatten_runs_under_both(keras):
+    ours = {"keras": gradfit}
+    exec(IMAGES, ours)
+    theirs = {"keras": keras}
+    exec(IMAGES, theirs)
+    assert ours["shape"] == theirs["shape"] == (5, 2)
+    assert ours["accuracy"] > 0.8 and theirs["accuracy"] > 0.8
+
+
 def _run(module, path):
     scope = {"keras": module, "path": str(path)}
     exec(SCRIPT, scope)
