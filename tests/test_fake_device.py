@@ -11,7 +11,7 @@ import gradfit
 from gradfit import backend
 
 import fake_cupy
-from test_gpu import _train
+from test_gpu import train_both
 
 
 @pytest.fixture
@@ -42,18 +42,7 @@ def test_the_stand_in_is_strict(fake_device):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adagrad", "adadelta", "adamw"])
 @pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "mse"])
 def test_device_path_trains_like_numpy(fake_device, optimizer, loss):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(160, 8))
-    y = rng.integers(0, 4, 160) if loss.startswith("sparse") else rng.normal(size=(160, 4))
-    w_cpu, h_cpu, p_cpu = _train("numpy", optimizer, loss, x, y, dropout=0.25)
-    w_dev, h_dev, p_dev = _train("cupy", optimizer, loss, x, y, dropout=0.25)
-    for a, b in zip(w_cpu, w_dev):
-        assert isinstance(b, np.ndarray)  # get_weights hands back host arrays
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    for k in h_cpu:
-        np.testing.assert_allclose(h_cpu[k], h_dev[k], rtol=1e-12)
-    assert isinstance(p_dev, np.ndarray)
-    np.testing.assert_allclose(p_cpu, p_dev, rtol=1e-12, atol=1e-14)
+    train_both(optimizer, loss, rtol=1e-12, atol=1e-14)
 
 
 def test_the_whole_keras_surface_runs_on_the_device_path(fake_device, tmp_path):
