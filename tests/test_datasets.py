@@ -448,3 +448,26 @@ def test_real_mnist_shapes_and_label_histogram():
     np.testing.assert_array_equal(np.bincount(ds.y_test),
                                   [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
     np.testing.assert_array_equal(ds.y_train[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
+
+
+def test_keras_load_data_and_the_canonical_keras_mnist_script(fake_mnist, monkeypatch):
+    # keras.datasets.mnist.load_data() -> raw uint8 (n, 28, 28); then the TensorFlow
+    # beginner's script, with 'import gradfit as keras' in place of 'import keras'
+    import gradfit as keras
+    root, _, _, raw = fake_mnist
+    monkeypatch.setenv("GRADFIT_DATA", str(root))
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    assert x_train.shape == (6, 28, 28) and x_train.dtype == np.uint8
+    np.testing.assert_array_equal(x_train, raw["train"][0])
+    np.testing.assert_array_equal(y_test, raw["t10k"][1])
+    x_train, x_test = x_train / 255.0, x_test / 255.0
+    model = keras.models.Sequential([keras.layers.Flatten(input_shape=(28, 28)),
+                                     keras.layers.Dense(128, activation="relu"),
+                                     keras.layers.Dropout(0.2),
+                                     keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=2, batch_size=3, verbose=0)
+    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
+    with pytest.raises(ValueError, match="without path"):
+        keras.datasets.mnist.load_data(path="mnist.npz")

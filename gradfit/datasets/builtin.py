@@ -90,3 +90,23 @@ def fashion_mnist(data_dir=None, download: bool = True, flatten: bool = True,
     are in ``ds.class_names`` (``FASHION_CLASSES``).
     """
     return _idx_dataset("fashion-mnist", data_dir, download, flatten, normalize, FASHION_CLASSES)
+
+
+def _keras_load_data(loader, name):
+    def load_data(path=None):
+        """``keras.datasets.{name}.load_data()``: ``((x_train, y_train), (x_test, y_test))``
+        with raw uint8 images of shape (n, 28, 28), as Keras returns them.  gradfit reads the
+        original IDX files from ``$GRADFIT_DATA`` (see ``{name}()``), not Keras's npz cache."""
+        if path is not None:
+            raise ValueError(f"load_data(path={{path!r}}): gradfit reads {name} from the IDX files "
+                             "in $GRADFIT_DATA (or ~/.cache/gradfit), not a Keras npz file; "
+                             "call load_data() without path")
+        ds = loader(flatten=False, normalize=False)
+        return (ds.x_train, ds.y_train), (ds.x_test, ds.y_test)
+    load_data.__doc__ = load_data.__doc__.format(name=name)
+    return load_data
+
+
+# Keras code calls keras.datasets.mnist.load_data(): the same call works on these functions
+mnist.load_data = _keras_load_data(mnist, "mnist")
+fashion_mnist.load_data = _keras_load_data(fashion_mnist, "fashion_mnist")
