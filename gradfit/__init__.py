@@ -2,7 +2,8 @@
 
 numpy (BLAS) engine on ONE flat parameter buffer, hand-written forward/backward, exact
 optimizers, a Keras-compatible surface, data-parallel MPI training.  Keras's namespaces
-(``layers``, ``models``, ``optimizers``, ``optimizers.schedules``, ``callbacks``, ``utils``)
+(``layers``, ``losses``, ``models``, ``optimizers``, ``optimizers.schedules``, ``callbacks``,
+``utils``)
 are here too, so that Keras code runs after ``import gradfit as keras``.
 
     import gradfit
@@ -11,7 +12,8 @@ are here too, so that Keras code runs after ``import gradfit as keras``.
                                 gradfit.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-from . import callbacks, datasets, layers, models, noise_scale, optim, optimizers, toy, utils
+from . import (callbacks, datasets, layers, losses, models, noise_scale, optim, optimizers, toy,
+               utils)
 from .backend import get_backend, set_backend, set_num_threads
 from .layers import Activation, Dense, Dropout, Flatten, Input
 from .model import Sequential
@@ -21,7 +23,8 @@ from .utils import set_random_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "callbacks", "datasets", "layers", "models", "noise_scale", "optim", "optimizers", "toy",
+    "callbacks", "datasets", "layers", "losses", "models", "noise_scale", "optim", "optimizers",
+    "toy",
     "utils",
     "Activation", "CorruptFileError", "Dense", "Dropout", "Flatten", "Input", "Sequential",
     "get_backend", "load_model", "set_backend", "set_num_threads", "set_random_seed",

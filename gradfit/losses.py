@@ -17,6 +17,9 @@ log-sum-exp / softplus (no overflow, no log(0)) and the gradient w.r.t. z is the
 activation's own backward is skipped.
 
 Unfused cross-entropies clip probabilities to [1e-7, 1 - 1e-7], as Keras does.
+
+**from_logits=True** (Keras's option on the three cross-entropies): the model ends in a linear
+layer and the loss takes its outputs as logits, through the same from-logits formulas.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ class Loss:
     #: the output activation this loss fuses with, if any
     fuses_with = None
     sparse = False
+    from_logits = False
 
     def __call__(self, y_true, y_pred):
         """Batch-mean loss, Keras argument order (y_true, y_pred)."""
@@ -60,7 +64,30 @@ class Loss:
         return y
 
     def get_config(self):
+        if self.from_logits:
+            return {"name": self.name, "from_logits": True}
         return self.name
+
+
+class _CrossEntropy(Loss):
+    """``from_logits=True`` (Keras): the model's outputs are logits (a linear last layer);
+    the loss applies ``fuses_with`` (softmax or sigmoid) itself, through the same stable
+    from-logits formulas as the fused pair."""
+
+    def __init__(self, from_logits=False):
+        if not isinstance(from_logits, (bool, np.bool_)):
+            raise ValueError(f"from_logits must be True or False, got {from_logits!r}")
+        self.from_logits = bool(from_logits)
+        if self.from_logits:
+            self.fuses_with = None  # the outputs are already logits: nothing to fuse
+
+    def _probs(self, z):
+        from .layers.activations import get as activation
+        kind = type(self).fuses_with
+        return activation(kind).forward(z, xp().empty_like(z))
+
+    def _value_and_grad_of_logits(self, z, y_true, out, denom):
+        return self.value_and_grad_from_logits(z, y_true, out, denom, probs=self._probs(z))
 
 
 def _denom(y, denom):
@@ -100,7 +127,7 @@ class MeanAbsoluteError(Loss):
         return value, out
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_CrossEntropy):
     """l_i = mean_j -[y log p + (1 - y) log(1 - p)], targets in [0, 1].
 
     From logits z (fused with sigmoid): l = max(z, 0) - z y + log(1 + exp(-|z|)),
@@ -120,10 +147,15 @@ class BinaryCrossentropy(Loss):
 
     def per_example(self, y_pred, y_true):
         x = xp()
+        if self.from_logits:
+            z = y_pred
+            return (x.maximum(z, 0) - z * y_true + x.log1p(x.exp(-x.abs(z)))).mean(axis=1)
         p = x.clip(y_pred, EPSILON, 1 - EPSILON)
         return -(y_true * x.log(p) + (1 - y_true) * x.log(1 - p)).mean(axis=1)
 
     def value_and_grad(self, y_pred, y_true, out, denom=None):
+        if self.from_logits:
+            return self._value_and_grad_of_logits(y_pred, y_true, out, denom)
         x = xp()
         d = y_pred.shape[1]
         p = x.clip(y_pred, EPSILON, 1 - EPSILON)
@@ -144,7 +176,7 @@ class BinaryCrossentropy(Loss):
         return value, out
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_CrossEntropy):
     """l_i = -sum_j y_ij log p_ij, one-hot (or soft) targets of shape (n, classes).
 
     Unfused, p is renormalised to sum 1 and clipped (Keras). From logits z (fused with
@@ -165,11 +197,17 @@ class CategoricalCrossentropy(Loss):
 
     def per_example(self, y_pred, y_true):
         x = xp()
+        if self.from_logits:
+            m = y_pred.max(axis=1, keepdims=True)
+            lse = m + x.log(x.exp(y_pred - m).sum(axis=1, keepdims=True))
+            return (y_true * (lse - y_pred)).sum(axis=1)
         p = y_pred / y_pred.sum(axis=1, keepdims=True)
         p = x.clip(p, EPSILON, 1 - EPSILON)
         return -(y_true * x.log(p)).sum(axis=1)
 
     def value_and_grad(self, y_pred, y_true, out, denom=None):
+        if self.from_logits:
+            return self._value_and_grad_of_logits(y_pred, y_true, out, denom)
         x = xp()
         s = y_pred.sum(axis=1, keepdims=True)
         q = y_pred / s
@@ -229,6 +267,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return super().per_example(y_pred, self._onehot(y_true, *y_pred.shape, y_pred.dtype))
 
     def value_and_grad(self, y_pred, y_true, out, denom=None):
+        if self.from_logits:
+            return self._value_and_grad_of_logits(y_pred, y_true, out, denom)
         return super().value_and_grad(y_pred, self._onehot(y_true, *y_pred.shape, y_pred.dtype), out, denom)
 
     def value_and_grad_from_logits(self, z, y_true, out, denom=None, probs=None):
@@ -256,8 +296,13 @@ LOSSES = {
 
 
 def get(identifier) -> Loss:
-    """The loss called `identifier` (a name from LOSSES or a Loss instance)."""
+    """The loss called `identifier`: a name from LOSSES, a Loss instance, or the
+    ``{"name": ..., "from_logits": True}`` form that ``get_config`` writes."""
     if isinstance(identifier, Loss):
         return identifier
+    kwargs = {}
+    if isinstance(identifier, dict):
+        identifier, kwargs = identifier.get("name"), {k: v for k, v in identifier.items()
+                                                      if k != "name"}
     check_choice("loss", identifier, LOSSES)
-    return LOSSES[identifier]()
+    return LOSSES[identifier](**kwargs)

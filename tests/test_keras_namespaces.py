@@ -128,3 +128,36 @@ def test_on_batch_calls_return_what_keras_returns(keras):
     ours, theirs = gm.train_on_batch(x2, y2, return_dict=True), km.train_on_batch(x2, y2, return_dict=True)
     assert set(ours) == set(theirs)
     np.testing.assert_allclose(gm.predict_on_batch(x1), km.predict_on_batch(x1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss,units,labels", [
+    ("SparseCategoricalCrossentropy", 3, "sparse"),
+    ("CategoricalCrossentropy", 3, "onehot"),
+    ("BinaryCrossentropy", 1, "binary")])
+def test_from_logits_losses_train_like_keras(loss, units, labels, keras, tmp_path):
+    # the TensorFlow tutorials' form: a linear last layer and loss(from_logits=True)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 4))
+    y = {"sparse": rng.integers(0, 3, 8), "onehot": np.eye(3)[rng.integers(0, 3, 8)],
+         "binary": rng.integers(0, 2, (8, 1)).astype(float)}[labels]
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(5, activation="tanh"),
+                           keras.layers.Dense(units)])
+    km.compile(optimizer=keras.optimizers.SGD(0.5),
+               loss=getattr(keras.losses, loss)(from_logits=True))
+    gm = gradfit.Sequential([gradfit.Input(shape=(4,)), gradfit.Dense(5, activation="tanh"),
+                             gradfit.Dense(units)], dtype="float64")
+    gm.compile(optimizer=gradfit.optimizers.SGD(0.5),
+               loss=getattr(gradfit.losses, loss)(from_logits=True))
+    gm.set_weights(km.get_weights())
+    for _ in range(4):   # the losses agree, and so do the updates that follow from the gradients
+        np.testing.assert_allclose(gm.train_on_batch(x, y), km.train_on_batch(x, y), rtol=1e-5)
+    np.testing.assert_allclose(gm.evaluate(x, y), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    z = rng.normal(size=(8, units)) * 3     # the loss object called on its own, as in Keras
+    np.testing.assert_allclose(getattr(gradfit.losses, loss)(from_logits=True)(y, z),
+                               float(getattr(keras.losses, loss)(from_logits=True)(y, z)),
+                               rtol=1e-5)
+    gm.save(tmp_path / "m.gfm")
+    assert gradfit.load_model(tmp_path / "m.gfm").loss.from_logits
+    with pytest.raises(ValueError, match="from_logits must be True or False"):
+        getattr(gradfit.losses, loss)(from_logits="yes")
