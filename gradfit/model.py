@@ -192,7 +192,7 @@ class Sequential:
             if example != self.input_shape:
                 raise ValueError(f"{name} has examples of shape {example}, the model expects "
                                  f"{self.input_shape}")
-            x = x.reshape(len(x), -1)
+            x = x.reshape(len(x), math.prod(example))
         if x.ndim != 2:
             raise ValueError(f"{name} must have shape (n, features), got shape {x.shape}; "
                              "flatten images with x.reshape(len(x), -1)")
