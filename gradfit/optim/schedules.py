@@ -51,7 +51,26 @@ class Constant(Schedule):
         return float(self.learning_rate)
 
 
-class InverseTimeDecay(Schedule):
+class _KerasDecay(Schedule):
+    """Keras's ``(initial_learning_rate, decay_steps, decay_rate, staircase=False)`` family:
+    the decay runs on ``p = step / decay_steps``, or ``floor`` of it with ``staircase``."""
+
+    _rate_must_be_positive = False
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+        self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _num("decay_steps", decay_steps, strict=True)
+        self.decay_rate = _num("decay_rate", decay_rate, strict=self._rate_must_be_positive)
+        self.staircase = bool(staircase)
+        self._config = {"initial_learning_rate": initial_learning_rate, "decay_steps": decay_steps,
+                        "decay_rate": decay_rate, "staircase": self.staircase}
+
+    def _progress(self, step):
+        p = step / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+
+class InverseTimeDecay(_KerasDecay):
     """``lr_i = lr_0 / (1 + k i)`` with ``k = decay_rate / decay_steps``.
 
     Satisfies the Robbins-Monro conditions (Robbins & Monro 1951): ``sum lr_i = inf`` and
@@ -61,37 +80,17 @@ class InverseTimeDecay(Schedule):
     order: ``InverseTimeDecay(0.1, 1000, 0.5)`` decays by half every 1000 steps' worth.
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _num("decay_steps", decay_steps, strict=True)
-        self.decay_rate = _num("decay_rate", decay_rate)
-        self.staircase = bool(staircase)
-        self._config = {"initial_learning_rate": initial_learning_rate, "decay_steps": decay_steps,
-                        "decay_rate": decay_rate, "staircase": self.staircase}
-
     def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
-class ExponentialDecay(Schedule):
+class ExponentialDecay(_KerasDecay):
     """``lr_i = lr_0 * decay_rate ** (i / decay_steps)`` (``floor`` of it with ``staircase``)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _num("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _num("decay_steps", decay_steps, strict=True)
-        self.decay_rate = _num("decay_rate", decay_rate, strict=True)
-        self.staircase = bool(staircase)
-        self._config = {"initial_learning_rate": initial_learning_rate, "decay_steps": decay_steps,
-                        "decay_rate": decay_rate, "staircase": self.staircase}
+    _rate_must_be_positive = True
 
     def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate**p
+        return self.initial_learning_rate * self.decay_rate**self._progress(step)
 
 
 class StepDecay(Schedule):
