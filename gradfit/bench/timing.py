@@ -1,6 +1,7 @@
 """Timing helper shared by the benchmarks: best of a few repeats, each long enough to time."""
 from __future__ import annotations
 
+import statistics
 import time
 
 
@@ -52,10 +53,4 @@ def time_interleaved(fns: dict, rounds: int = 5, min_time: float = 0.2, warmup: 
                 fn()
             times[label].append(time_call(fn, min_time=min_time / max(1, rounds), repeats=1,
                                           warmup=0))
-    out = {}
-    for label, ts in times.items():
-        ts = sorted(ts)
-        mid = len(ts) // 2
-        median = ts[mid] if len(ts) % 2 else (ts[mid - 1] + ts[mid]) / 2
-        out[label] = (ts[0], median)
-    return out
+    return {label: (min(ts), statistics.median(ts)) for label, ts in times.items()}
