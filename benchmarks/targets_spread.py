@@ -13,6 +13,7 @@ not claimed.  The per-run JSON files are kept in ``--out``.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +51,7 @@ def main(argv=None):
         if any(v is None for v in vals):
             print(f"{t['target']:<60}{t['goal']:>6}  not measured")
             continue
-        s = sorted(vals)
-        med = s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+        s, med = sorted(vals), statistics.median(vals)
         lower = t.get("lower_is_better")
         met_all = all((v <= t["goal"]) if lower else (v >= t["goal"]) for v in vals)
         met_none = not any((v <= t["goal"]) if lower else (v >= t["goal"]) for v in vals)
