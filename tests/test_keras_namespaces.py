@@ -161,3 +161,32 @@ def test_from_logits_losses_train_like_keras(loss, units, labels, keras, tmp_pat
     assert gradfit.load_model(tmp_path / "m.gfm").loss.from_logits
     with pytest.raises(ValueError, match="from_logits must be True or False"):
         getattr(gradfit.losses, loss)(from_logits="yes")
+
+
+@pytest.mark.parametrize("optimizer", [("SGD", dict(learning_rate=0.1, momentum=0.9)),
+                                       ("RMSprop", dict(learning_rate=0.01, momentum=0.5))])
+def test_fit_history_equals_keras_epoch_by_epoch(optimizer, keras):
+    # same weights, no shuffling, 72 training examples in batches of 16: with Keras's partial
+    # last batch (drop_remainder=False) every epoch's loss, accuracy and validation values and
+    # the final weights agree with Keras 3's fit (float32 there, float64 here)
+    name, kwargs = optimizer
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 5)), rng.integers(0, 3, 96)
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(8, activation="relu"),
+                           keras.layers.Dense(3, activation="softmax")])
+    km.compile(optimizer=getattr(keras.optimizers, name)(**kwargs),
+               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    gm = gradfit.Sequential([gradfit.Input(shape=(5,)), gradfit.Dense(8, activation="relu"),
+                             gradfit.Dense(3, activation="softmax")], dtype="float64")
+    gm.compile(optimizer=getattr(gradfit.optimizers, name)(epsilon_inside_sqrt=True, **kwargs)
+               if name == "RMSprop" else getattr(gradfit.optimizers, name)(**kwargs),
+               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    gm.set_weights(km.get_weights())
+    common = dict(batch_size=16, epochs=4, shuffle=False, validation_split=0.25, verbose=0)
+    theirs = km.fit(x, y, **common).history
+    ours = gm.fit(x, y, drop_remainder=False, **common).history
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=2e-5, atol=1e-6)
+    for a, b in zip(gm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
