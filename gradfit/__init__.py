@@ -2,8 +2,8 @@
 
 numpy (BLAS) engine on ONE flat parameter buffer, hand-written forward/backward, exact
 optimizers, a Keras-compatible surface, data-parallel MPI training.  Keras's namespaces
-(``layers``, ``losses``, ``models``, ``optimizers``, ``optimizers.schedules``, ``callbacks``,
-``utils``)
+(``layers``, ``losses``, ``models``, ``optimizers``, ``optimizers.schedules``,
+``regularizers``, ``callbacks``, ``utils``)
 are here too, so that Keras code runs after ``import gradfit as keras``.
 
     import gradfit
@@ -12,8 +12,8 @@ are here too, so that Keras code runs after ``import gradfit as keras``.
                                 gradfit.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-from . import (callbacks, datasets, layers, losses, models, noise_scale, optim, optimizers, toy,
-               utils)
+from . import (callbacks, datasets, layers, losses, models, noise_scale, optim, optimizers,
+               regularizers, toy, utils)
 from .backend import get_backend, set_backend, set_num_threads
 from .layers import Activation, Dense, Dropout, Flatten, Input
 from .model import Sequential
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "callbacks", "datasets", "layers", "losses", "models", "noise_scale", "optim", "optimizers",
-    "toy",
+    "regularizers", "toy",
     "utils",
     "Activation", "CorruptFileError", "Dense", "Dropout", "Flatten", "Input", "Sequential",
     "get_backend", "load_model", "set_backend", "set_num_threads", "set_random_seed",

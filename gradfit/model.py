@@ -249,6 +249,17 @@ class Sequential:
                 break
         return value, y_pred
 
+    @property
+    def regularized(self) -> bool:
+        """Whether any layer adds a weight penalty (``kernel_regularizer`` / ``bias_regularizer``)."""
+        return any(layer.regularized for layer in self.layers)
+
+    def regularization(self, add_gradients=False) -> float:
+        """The layers' weight penalties, summed (0.0 without regularizers).  With
+        ``add_gradients`` their gradients are added to ``self.grads``: call it once per step,
+        after the data gradient is complete (after the Allreduce in data-parallel training)."""
+        return sum(layer.penalty(add_gradients) for layer in self.layers if layer.regularized)
+
     def set_shard(self, offset, global_batch):
         """Tell dropout layers which rows of the global batch this rank holds, so that their
         masks are drawn for the whole global batch and data-parallel training equals one
@@ -335,7 +346,7 @@ class Sequential:
         self.init_optimizer_state()
         yd = xp().asarray(y)
         loss, y_pred = self.compute_gradients(xp().asarray(x), yd)
-        logs = {"loss": float(loss)}
+        logs = {"loss": float(loss) + self.regularization(add_gradients=True)}
         for name, metric in self.metrics:  # on the outputs before the step, as the loss
             logs[name] = float(metric.batch_sum(y_pred, yd)) / len(x)
         self.optimizer.update(self.params, self.grads, self.opt_state)

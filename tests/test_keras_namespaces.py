@@ -183,10 +183,49 @@ def test_fit_history_equals_keras_epoch_by_epoch(optimizer, keras):
                if name == "RMSprop" else getattr(gradfit.optimizers, name)(**kwargs),
                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     gm.set_weights(km.get_weights())
-    common = dict(batch_size=16, epochs=4, shuffle=False, validation_split=0.25, verbose=0)
+    _fit_both_and_compare(gm, km, x, y, epochs=4)
+
+
+def _fit_both_and_compare(gm, km, x, y, epochs):
+    """fit both models alike (no shuffling, Keras's partial last batch); every epoch's logs
+    and the final weights must agree to float32 precision (Keras runs in float32)."""
+    common = dict(batch_size=16, epochs=epochs, shuffle=False, validation_split=0.25, verbose=0)
     theirs = km.fit(x, y, **common).history
     ours = gm.fit(x, y, drop_remainder=False, **common).history
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(ours[key], theirs[key], rtol=2e-5, atol=1e-6)
     for a, b in zip(gm.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+
+
+def test_weight_regularizers_train_like_keras(keras, tmp_path):
+    # kernel_regularizer / bias_regularizer: the penalty is in the training, validation and
+    # evaluate losses and its gradient in every step, as in Keras 3
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(96, 5)), rng.integers(0, 3, 96)
+
+    def layers(m):
+        return [m.Input(shape=(5,)),
+                m.layers.Dense(8, activation="relu", kernel_regularizer=m.regularizers.L2(0.02),
+                               bias_regularizer=m.regularizers.L1(0.01)),
+                m.layers.Dense(3, activation="softmax",
+                               kernel_regularizer=m.regularizers.L1L2(l1=0.005, l2=0.01))]
+    keras.utils.set_random_seed(0)
+    km = keras.Sequential(layers(keras))
+    km.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    gm = gradfit.Sequential(layers(gradfit), dtype="float64")
+    gm.compile(optimizer=gradfit.optimizers.SGD(0.1, momentum=0.9),
+               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    gm.set_weights(km.get_weights())
+    np.testing.assert_allclose(gm.evaluate(x, y), km.evaluate(x, y, verbose=0), rtol=1e-5)
+    _fit_both_and_compare(gm, km, x, y, epochs=3)
+    np.testing.assert_allclose(gm.train_on_batch(x[:16], y[:16]), km.train_on_batch(x[:16], y[:16]),
+                               rtol=2e-5)
+    gm.save(tmp_path / "m.gfm")
+    again = gradfit.load_model(tmp_path / "m.gfm")
+    assert again.evaluate(x, y) == pytest.approx(gm.evaluate(x, y), rel=1e-12)
+    with pytest.raises(ValueError, match="l2 must be a finite number >= 0"):
+        gradfit.regularizers.L2(-1.0)
+    with pytest.raises(ValueError, match="unknown regularizer"):
+        gradfit.layers.Dense(3, kernel_regularizer="l3")

@@ -99,7 +99,8 @@ def runs(tmp_path_factory):
 def test_n_ranks_train_the_same_model_as_one_process(runs, n):
     one, _, _ = runs[1]
     params, records, _ = runs[n]
-    for name in ("adam64", "sgd64", "early"):          # float64: Adam, Nesterov SGD, dropout
+    for name in ("adam64", "sgd64", "early", "reg64"):  # float64: Adam, Nesterov SGD, dropout,
+        #                                                 weight penalties
         assert params[0][name].dtype == np.float64
         assert relerr(one[0][name], params[0][name]) <= TOL64, name
     assert params[0]["adam32"].dtype == np.float32
@@ -107,7 +108,7 @@ def test_n_ranks_train_the_same_model_as_one_process(runs, n):
     assert err32 <= TOL32, f"float32 differs by {err32:.2e} > {STEPS} steps x eps32"
     # the per-epoch training loss (Allreduced) and metrics follow the one-process run too
     ref = runs[1][1][0]
-    for name in ("adam64", "sgd64"):
+    for name in ("adam64", "sgd64", "reg64"):
         for key, values in records[0][name]["history"].items():
             assert relerr(ref[name]["history"][key], values) <= TOL64, (name, key)
 
@@ -118,7 +119,7 @@ def test_every_rank_ends_with_identical_weights_and_logs(runs, n):
     for r in range(1, n):
         for name in params[0]:
             assert np.array_equal(params[0][name], params[r][name]), (name, r)
-        for name in ("adam64", "sgd64", "adam32", "early"):
+        for name in ("adam64", "sgd64", "adam32", "early", "reg64"):
             assert records[r][name]["history"] == records[0][name]["history"], (name, r)
 
 

@@ -62,6 +62,13 @@ class Layer:
             n += k
         return n
 
+    #: whether the layer adds a weight penalty to the loss (see ``penalty``)
+    regularized = False
+
+    def penalty(self, add_gradients: bool = False) -> float:
+        """This layer's weight penalty (0 without regularizers)."""
+        return 0.0
+
     # -- maths ----------------------------------------------------------------------------
     def forward(self, x, training: bool = False):
         raise NotImplementedError

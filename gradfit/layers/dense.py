@@ -1,7 +1,7 @@
 """The fully connected layer: z = x W + b, a = f(z)."""
 from __future__ import annotations
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..backend import xp
 from ..utils import check_positive_int
 from . import activations
@@ -17,7 +17,8 @@ TRANSPOSED_DX_MAX = 128
 
 class Dense(Layer):
     """``Dense(units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-    bias_initializer="zeros", input_shape=None)``, as in Keras.
+    bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+    input_shape=None)``, as in Keras (regularizers: see `gradfit.regularizers`).
 
     Forward, for x of shape (B, n_in), kernel W (n_in, units), bias b (units,)::
 
@@ -37,6 +38,7 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None,
                  input_shape=None, input_dim=None, name=None):
         super().__init__(name)
         self.units = check_positive_int("units", units)
@@ -46,6 +48,8 @@ class Dense(Layer):
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer)
         initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         self.declared_input_dim = _input_dim(input_shape, input_dim)
         self.keep_logits = False
 
@@ -103,6 +107,23 @@ class Dense(Layer):
             return dx
         return _product(dz, self.kernel.T, dx)
 
+    def penalty(self, add_gradients=False) -> float:
+        """The weight penalties of ``kernel_regularizer`` / ``bias_regularizer``; with
+        ``add_gradients`` their gradients are added to the kernel's and bias's gradients."""
+        value = 0.0
+        for reg, w, g in ((self.kernel_regularizer, self.kernel, self.kernel_grad),
+                          (self.bias_regularizer, self.bias, self.bias_grad)):
+            if reg is not None and w is not None:
+                value += reg(w)
+                if add_gradients:
+                    reg.add_gradient(w, g)
+        return value
+
+    @property
+    def regularized(self) -> bool:
+        return self.kernel_regularizer is not None or \
+            (self.use_bias and self.bias_regularizer is not None)
+
     def io(self):
         """(input x, gradient w.r.t. pre-activation dz) of the last forward/backward pair."""
         return self._x, self._dz
@@ -114,6 +135,8 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "input_dim": self.declared_input_dim,
             "name": self.name,
         }

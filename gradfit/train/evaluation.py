@@ -33,7 +33,8 @@ def evaluate(model, x, y, batch_size=32, prefix="") -> dict:
         for i, (_, metric) in enumerate(model.metrics):
             sums[1 + i] += metric.batch_sum(y_pred, yb)
     sums = comm.allreduce_(sums)
-    logs = {prefix + "loss": float(sums[0] / n)}
+    # the weight penalties once (the same for every example), as Keras adds them to the loss
+    logs = {prefix + "loss": float(sums[0] / n) + model.regularization()}
     for i, (name, _) in enumerate(model.metrics):
         logs[prefix + name] = float(sums[1 + i] / n)
     return logs

@@ -76,6 +76,7 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     backup = next((c for c in callbacks if isinstance(c, BackupAndRestore)), None)
     # callbacks such as GradientNoiseScale ask for gradient norms before and after the Allreduce
     want_norms = any(getattr(c, "needs_grad_norms", False) for c in callbacks)
+    regularized = model.regularized
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose not in (0, False),
                        model=model, verbose=verbose, epochs=epochs, steps=steps)
     x, y = xp().asarray(x), xp().asarray(y)
@@ -121,6 +122,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             if want_norms:
                 model.grad_norms = {"local_sq": local_sq, "b_local": len(idx), "b_global": len(batch),
                                     "global_sq": float(xp().vdot(model.grads, model.grads))}
+            if regularized:  # weight penalties: once, after the sum, the same on every rank
+                loss += model.regularization(add_gradients=True)
             # 6. Stop on a non-finite loss, before it reaches the weights.
             if not math.isfinite(loss):
                 _stop_on_nan(model, epoch, step, loss)

@@ -9,6 +9,7 @@ Configurations (all with dropout, so the masks must be drawn for the global batc
   sgd64   float64, SGD with Nesterov momentum, linear + mse, mae
   adam32  float32, the same as adam64
   early   float64, SGD momentum, EarlyStopping(patience=1, min_delta=0.02): stops early
+  reg64   float64, SGD momentum, L2 / L1 weight penalties (added once, after the Allreduce)
 
 The global batch (12) divides by 1, 2 and 3; the 37 validation examples divide by neither 2
 nor 3, so a padded or repeated example would change the validation mean.
@@ -37,12 +38,15 @@ labels = (x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 0.5).astype(int)      
 target = np.stack([np.sin(x[:, 0]) + x[:, 1] * x[:, 2], x[:, 3] ** 2], axis=1)   # 2 outputs
 
 
-def build(dtype, out_units, out_activation):
+def build(dtype, out_units, out_activation, regularized=False):
     gradfit.set_random_seed(3)
+    l2 = gradfit.regularizers.L2(0.01) if regularized else None
+    l1 = gradfit.regularizers.L1(0.005) if regularized else None
     return gradfit.Sequential([
-        gradfit.Input(shape=(6,)), gradfit.Dense(16, activation="relu"), gradfit.Dropout(0.25),
-        gradfit.Dense(8, activation="tanh"), gradfit.Dropout(0.1),
-        gradfit.Dense(out_units, activation=out_activation)], dtype=dtype)
+        gradfit.Input(shape=(6,)), gradfit.Dense(16, activation="relu", kernel_regularizer=l2),
+        gradfit.Dropout(0.25), gradfit.Dense(8, activation="tanh"), gradfit.Dropout(0.1),
+        gradfit.Dense(out_units, activation=out_activation, kernel_regularizer=l1,
+                      bias_regularizer=l2)], dtype=dtype)
 
 
 def hand_metrics(model, xv, yv, kind):
@@ -54,10 +58,10 @@ def hand_metrics(model, xv, yv, kind):
     return {"loss": float(np.mean((p - yv) ** 2)), "metric": float(np.mean(np.abs(p - yv)))}
 
 
-def run(name, dtype, optimizer, kind, callbacks=(), epochs=EPOCHS):
+def run(name, dtype, optimizer, kind, callbacks=(), epochs=EPOCHS, regularized=False):
     y = labels if kind == "clf" else target
     if kind == "clf":
-        model = build(dtype, 3, "softmax")
+        model = build(dtype, 3, "softmax", regularized)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     else:
@@ -87,6 +91,10 @@ m, record["early"] = run("early", "float64", gradfit.optim.SGD(learning_rate=0.0
 params["early"] = m.params.copy()
 record["early"]["stopped_epoch"] = early.stopped_epoch
 record["early"]["stop_training"] = bool(m.stop_training)
+
+m, record["reg64"] = run("reg64", "float64", gradfit.optim.SGD(learning_rate=0.02, momentum=0.9),
+                         "clf", regularized=True)
+params["reg64"] = m.params.copy()
 
 np.savez(os.path.join(results, f"rank{comm.rank}.npz"), **params)
 with open(os.path.join(results, f"rank{comm.rank}.json"), "w") as f:
