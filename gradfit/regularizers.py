@@ -7,9 +7,10 @@
 gradient is complete (in data-parallel training: after the Allreduce, the same on every
 rank).  The gradient-noise-scale norms are those of the data gradient alone.
 
-For plain SGD an L2 penalty is the same as weight decay (``SGD(weight_decay=2 * l2)``); for
-adaptive optimizers it is not (Loshchilov & Hutter 2019): the penalty's gradient is scaled
-by the optimizer like the data's, decoupled decay (``AdamW``) is not.
+An L2 penalty's gradient is the optimizers' coupled ``weight_decay`` with
+``weight_decay = 2 * l2`` (torch's convention, any optimizer); the penalty also shows in the
+reported loss.  Decoupled decay (``AdamW``, Loshchilov & Hutter 2019) differs from both for
+adaptive optimizers: it is not scaled by the optimizer's preconditioner.
 """
 from __future__ import annotations
 
