@@ -8,7 +8,8 @@ For the lecture network's two big layers (1000x2000 and 500x1000) at batch 8..10
 into a scratch (n_in, B) buffer, then a transposed copy: what Dense does up to
 ``TRANSPOSED_DX_MAX``), and for a one-unit layer (2000->1) the outer product ``dz W^T`` by
 matmul (inner dimension 1) against a broadcast multiply.  Milliseconds per product, best of
-7 repeats; versions, threads and the BLAS kernel are printed first.
+7 repeats; versions, threads and the BLAS kernel are printed first.  ``--step`` also times the
+lecture network's whole training step with dx computed directly and as Dense does, in turns.
 """
 import argparse
 import sys
@@ -29,10 +30,42 @@ def best_ms(fn) -> float:
     return time_call(fn, min_time=0.15, repeats=7) * 1e3
 
 
+def step_ab(batches, threads):
+    """The lecture network's training step with dx computed directly everywhere
+    (TRANSPOSED_DX_MAX = 0) and as Dense does it, timed in turns in this process."""
+    from gradfit.bench.timing import time_interleaved
+    from gradfit.bench.training import NETWORKS, gradfit_model, make_data
+    from gradfit.layers import dense
+    sizes, kind = NETWORKS["lecture"]
+    print(f"\nlecture network step, ms (best of 5 rounds in turns)   direct dx   Dense's choice")
+    for b in batches:
+        steps = {}
+        for label, limit in (("direct", 0), ("dense", dense.TRANSPOSED_DX_MAX)):
+            model = gradfit_model(sizes, kind)
+            x, y = make_data(sizes, kind, b)
+            model.train_on_batch(x, y)
+            y = model.check_targets(y, b)
+
+            def step(model=model, x=x, y=y, limit=limit):
+                dense.TRANSPOSED_DX_MAX = limit
+                model.compute_gradients(x, y)
+                model.optimizer.update(model.params, model.grads, model.opt_state)
+            steps[label] = step
+        saved = dense.TRANSPOSED_DX_MAX
+        try:
+            t = time_interleaved(steps, rounds=5, min_time=2.0, settle=0.2)
+        finally:
+            dense.TRANSPOSED_DX_MAX = saved
+        print(f"  B={b:<5} {t['direct'][0] * 1e3:47.3f} {t['dense'][0] * 1e3:16.3f}   "
+              f"{t['direct'][0] / t['dense'][0]:.3f}x")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="8,16,32,64,128,256,512,1024")
+    ap.add_argument("--step", action="store_true",
+                    help="also time the lecture network's step with and without the choice")
     args = ap.parse_args(argv)
     set_num_threads(args.threads)
     print(f"{cpu_model()}; numpy {np.__version__}; BLAS: {blas_kernel()}; "
@@ -64,6 +97,8 @@ def main(argv=None):
         mm = best_ms(lambda: np.matmul(dz, w.T, out=dx))
         mul = best_ms(lambda: np.multiply(dz, w.T, out=dx))
         print(f"  B={b:<5} {mm:33.3f} {mul:20.3f}")
+    if args.step:
+        step_ab([b for b in batches if b <= 128] or batches[:1], args.threads)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from .base import Layer
 #: and copied back transposed.  OpenBLAS (0.3.31, SkylakeX) is slow on a product whose large
 #: right operand is transposed while the left one has few rows: for the lecture's 1000x2000
 #: layer, 0.68 ms at batch 8 and 1.18 ms at 32 directly, 0.41 and 0.85 ms this way
-#: (transposed copy included); equal at 128, slower from 256 on (`benchmarks/dense_products.py`).
-TRANSPOSED_DX_MAX = 128
+#: (transposed copy included).  Alone the product still gains at 128, but inside a training
+#: step the scratch buffer's traffic made batch 128 3-6% slower, so the switch is at 64
+#: (`benchmarks/dense_products.py --step`).
+TRANSPOSED_DX_MAX = 64
 
 
 class Dense(Layer):
