@@ -53,13 +53,8 @@ def plot_frontier(S, E, path, S_min=None, E_min=None, b_simple=None, title=None)
         axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
     if np.ptp(np.log10(fs)) > 1.2:
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("optimisation steps S")
-    ax.set_ylabel("examples processed E")
-    ax.set_title(title or "Steps vs examples to reach the target loss")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    _finish(fig, ax, "optimisation steps S", "examples processed E",
+            title or "Steps vs examples to reach the target loss", path)
     return S_min, E_min
 
 
@@ -77,11 +72,17 @@ def plot_b_simple(history_steps, values, path, b_crit=None, title=None):
         ax.axhline(b_crit, color=OKABE_ITO["vermillion"], ls="--", label=f"B_crit = {b_crit:.4g}")
     if np.any(vals > 0):
         ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("batch size (examples)")
-    ax.set_title(title or "Gradient noise scale over training")
+    _finish(fig, ax, "training step", "batch size (examples)",
+            title or "Gradient noise scale over training", path)
+    return path
+
+
+def _finish(fig, ax, xlabel, ylabel, title, path):
+    """Labels, a log-friendly grid and the legend of both figures, then write the PNG."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    return path
