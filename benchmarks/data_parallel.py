@@ -9,11 +9,12 @@ synthetic data.  For each global batch B the script launches, as child processes
   * ``1 x T``: one process, no MPI, every BLAS/numba thread count = T (= cores);
   * ``N x 1``: ``mpiexec -n N``, one thread per rank, each rank holding B/N examples per step;
 
-and times each step in three parts, calling the pieces of `gradfit.train.loop.fit` directly:
+and times each step of `gradfit.train.step.train_step` (the step ``fit`` takes) in three parts,
+read from its ``mark`` clock:
 
-    compute    model.compute_gradients(x_rank, y_rank, denom=B)    forward + backward
-    Allreduce  comm.allreduce_(flat gradient + loss slot)          incl. waiting for the slower rank
-    update     model.optimizer.update(params, grads, state)        Adam, the same on every rank
+    compute    forward + loss + backward over this rank's B/N rows
+    Allreduce  the flat gradient + loss slot (incl. waiting for the slower rank), the finite check
+    update     the optimizer step (Adam), the same on every rank
 
 plus the Allreduce alone (after a barrier: the transfer without the waiting) and a whole
 ``model.fit`` epoch (samples/s from the wall clock).  Throughput = B / mean step time; the
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 import numpy as np  # noqa: E402
 
 from gradfit.parallel import bench, launch  # noqa: E402
+from gradfit.train.step import train_step  # noqa: E402
 from gradfit.parallel.comm import MPI_ENV_VARS, choose_comm_kind  # noqa: E402
 
 LAYERS = (100, 500, 1000, 2000, 1)
@@ -99,14 +101,13 @@ def time_parts(model, comm, x, y, batch, seconds):
 
     def step(i):
         xb, yb = shards[i % len(shards)]
-        t0 = time.perf_counter()
-        loss, _ = model.compute_gradients(xb, yb, denom=batch)
-        t1 = time.perf_counter()
-        g[-1] = loss
-        comm.allreduce_(g)
-        t2 = time.perf_counter()
-        model.optimizer.update(model.params, model.grads, model.opt_state)
-        t3 = time.perf_counter()
+        marks = [("start", time.perf_counter())]
+        train_step(model, model.train_state, xb, yb, batch, offset=comm.rank * b,
+                   mark=lambda name: marks.append((name, time.perf_counter())))
+        t = dict(marks)
+        t0, t3 = marks[0][1], marks[-1][1]
+        t2 = t["Allreduce, weight penalties, finite check"]
+        t1 = marks[-3][1]   # the last backward mark
         return t1 - t0, t2 - t1, t3 - t2, t3 - t0
 
     for i in range(3):  # warm-up: buffers, page faults, numba's cached kernels, BLAS threads
@@ -185,8 +186,8 @@ def worker(a):
         n = batch * max(4, fit_steps or 0, 8)
         x = data.standard_normal((n, layers[0])).astype(np.float32)
         y = (x[:, :1] * 0.5 + np.sin(x[:, 1:2])).astype(np.float32)
-        model._prepare(x)
-        model.init_optimizer_state()
+        model.prepare(x)
+        model.train_state.init_optimizer(model)
         res = time_parts(model, comm, x, y, batch, a.seconds)
         if not fit_steps:
             fit_steps = int(max(4, min(64, a.seconds / 2 / max(res["step_s"][0], 1e-6))))

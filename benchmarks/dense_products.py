@@ -23,6 +23,7 @@ from gradfit.backend import set_num_threads  # noqa: E402
 from gradfit.bench.env import blas_kernel, cpu_model  # noqa: E402
 from gradfit.bench.timing import time_call  # noqa: E402
 from gradfit.layers.dense import TRANSPOSED_DX_MAX  # noqa: E402
+from gradfit.train.step import train_step  # noqa: E402
 
 
 def best_ms(fn) -> float:
@@ -48,8 +49,7 @@ def step_ab(batches, threads):
 
             def step(model=model, x=x, y=y, limit=limit):
                 dense.TRANSPOSED_DX_MAX = limit
-                model.compute_gradients(x, y)
-                model.optimizer.update(model.params, model.grads, model.opt_state)
+                train_step(model, model.train_state, x, y, len(x))
             steps[label] = step
         saved = dense.TRANSPOSED_DX_MAX
         try:

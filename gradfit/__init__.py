@@ -17,7 +17,8 @@ from . import (callbacks, datasets, layers, losses, models, noise_scale, optim, 
 from .backend import get_backend, set_backend, set_num_threads
 from .layers import Activation, Dense, Dropout, Flatten, Input
 from .model import Sequential
-from .saving import CorruptFileError, load_model
+from .models import load_model
+from .saving import CorruptFileError
 from .utils import set_random_seed
 
 __version__ = "0.1.0"

@@ -7,10 +7,16 @@ import numpy as np
 
 from . import layers as layers_mod
 from . import losses, metrics as metrics_mod
+from . import optim
 from .backend import to_numpy, xp
 from .layers import Flatten, Input, Layer
 from .params import FlatParams
 from .parallel import get_comm
+from .saving import save_model
+from .train.evaluation import evaluate as evaluate_arrays
+from .train.loop import fit as fit_arrays
+from .train.state import TrainState
+from .train.step import train_step
 from .utils import check_finite, check_positive_int, rng
 
 DTYPES = ("float32", "float64")
@@ -40,7 +46,7 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.metrics = []
-        self.opt_state = None
+        self.train_state = None   # created by compile: the optimizer state and the run's position
         self.stop_training = False
         self._heads_ready = False
         self._fused = False
@@ -231,20 +237,30 @@ class Sequential:
             return self.loss.value_and_grad_from_logits(self._output_logits(), y, out, denom, probs=y_pred)
         return self.loss.value_and_grad(y_pred, y, out, denom)
 
-    def compute_gradients(self, x, y, denom=None):
+    def compute_gradients(self, x, y, denom=None, mark=None):
         """Forward and backward over one batch: fills `self.grads`, returns (loss, y_pred).
 
         loss = sum_i l_i / denom (denom = len(x) by default, see `gradfit.losses`).
+        ``mark(name)``, when given, is called after each layer's forward and backward and after
+        the loss (the profiler's clock; `gradfit.bench.profile`).
         """
         if not self._heads_ready:
             self._ensure_built(x)
             self._setup_heads()
-        y_pred = self.forward(x, training=True)
+        y_pred = x
+        for i, layer in enumerate(self.layers):
+            y_pred = layer.forward(y_pred, training=True)
+            if mark is not None:
+                mark(f"forward  {type(layer).__name__} {i} ({layer.input_dim}->{layer.output_dim})")
         value, dy = self.batch_loss(y_pred, y, denom)
+        if mark is not None:
+            mark("loss value + gradient")
         skip = self._fused
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy, skip_activation=skip)
+        for i in reversed(range(len(self.layers))):
+            dy = self.layers[i].backward(dy, skip_activation=skip)
             skip = False
+            if mark is not None:
+                mark(f"backward {type(self.layers[i]).__name__} {i}")
             if dy is None:
                 break
         return value, y_pred
@@ -274,14 +290,15 @@ class Sequential:
 
     # -- Keras surface --------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose optimizer (name, config or instance), loss and metrics, as Keras."""
-        from . import optim
+        """Choose optimizer (name, config or instance), loss and metrics, as Keras.
+
+        A new compile starts a new `TrainState` (``model.train_state``): fresh optimizer state."""
         if loss is None:
             raise ValueError(f"compile needs a loss; valid: {', '.join(sorted(losses.LOSSES))}")
         self.loss = losses.get(loss)
         self.optimizer = optim.get(optimizer)
         self._metric_ids = [metrics] if isinstance(metrics, str) else list(metrics or [])
-        self.opt_state = None
+        self.train_state = TrainState()
         self._heads_ready = False
         if self.built:
             self._setup_heads()
@@ -299,17 +316,11 @@ class Sequential:
             last.release_buffers()
         self._heads_ready = True
 
-    def init_optimizer_state(self):
-        if self.opt_state is None:
-            self.opt_state = self.optimizer.init(self.params, segments=self.flat.segments)
-        return self.opt_state
-
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
             drop_remainder=True):
         """Train; see `gradfit.train.loop.fit` for the procedure. Returns a `History`."""
-        from .train.loop import fit
-        return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+        return fit_arrays(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                    callbacks=callbacks, validation_split=validation_split,
                    validation_data=validation_data, shuffle=shuffle,
                    initial_epoch=initial_epoch, drop_remainder=drop_remainder)
@@ -317,11 +328,10 @@ class Sequential:
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
         """Loss and metrics over (x, y): a float without metrics, else [loss, *metrics]
         (or a dict with `return_dict=True`), exactly averaged over every example."""
-        from .train.evaluation import evaluate
         x = self.check_inputs(x)
-        self._prepare(x)
+        self.prepare(x)
         y = self.check_targets(y, len(x))
-        return _logs_result(evaluate(self, x, y, batch_size), return_dict)
+        return _logs_result(evaluate_arrays(self, x, y, batch_size), return_dict)
 
     def predict(self, x, batch_size=32, verbose=0):
         """Network outputs for x, computed in batches (inference mode: dropout off)."""
@@ -337,19 +347,31 @@ class Sequential:
         return self.predict(x)
 
     def train_on_batch(self, x, y, return_dict=False):
-        """One optimizer step on one batch.  Returns, as Keras 3 does, the batch's loss (before
-        the step), or ``[loss, *metrics]`` of this batch when metrics were compiled (a dict with
-        ``return_dict=True``)."""
+        """One optimizer step on one batch (`gradfit.train.step.train_step`, as ``fit`` takes).
+
+        Returns, as Keras 3 does, the batch's loss (before the step), or ``[loss, *metrics]`` of
+        this batch when metrics were compiled (a dict with ``return_dict=True``). Under MPI each
+        rank passes its own rows; the step is that of their union (one Allreduce), so the ranks
+        stay equal. A non-finite loss leaves the weights unchanged (with a warning) and is
+        returned as it is."""
         x = self.check_inputs(x)
-        self._prepare(x)
+        self.prepare(x)
         y = self.check_targets(y, len(x))
-        self.init_optimizer_state()
-        yd = xp().asarray(y)
-        loss, y_pred = self.compute_gradients(xp().asarray(x), yd)
-        logs = {"loss": float(loss) + self.regularization(add_gradients=True)}
-        for name, metric in self.metrics:  # on the outputs before the step, as the loss
-            logs[name] = float(metric.batch_sum(y_pred, yd)) / len(x)
-        self.optimizer.update(self.params, self.grads, self.opt_state)
+        state = self.train_state
+        offset, total = _batch_position(self.comm, len(x))
+        state.stop_reason = None
+        result = train_step(self, state, xp().asarray(x), xp().asarray(y), total, offset)
+        self.set_shard(0, None)
+        self.stop_training = False
+        if result is None:
+            loss, sums = float(self.flat.grad_with_loss[-1]), [float("nan")] * len(self.metrics)
+        else:
+            loss, sums = result
+        logs = {"loss": loss}
+        if self.metrics:
+            sums = np.asarray(sums, dtype=np.float64)
+            self.comm.allreduce_array_(sums)
+            logs.update({name: float(v) / total for (name, _), v in zip(self.metrics, sums)})
         return _logs_result(logs, return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
@@ -362,8 +384,9 @@ class Sequential:
         x = self.check_inputs(x)
         return self.predict(x, batch_size=max(1, len(x)))
 
-    def _prepare(self, x):
-        """Build on first use and resolve metrics / loss fusion once per compile."""
+    def prepare(self, x):
+        """Build on first use (from ``x``'s shape) and resolve metrics / loss fusion once per
+        compile; ``fit``, ``evaluate`` and ``train_on_batch`` call it after checking ``x``."""
         self._ensure_built(x)
         if not self._heads_ready:
             self._setup_heads()
@@ -400,8 +423,17 @@ class Sequential:
     def save(self, path, include_optimizer=True) -> None:
         """Write the model (architecture, weights, compile settings, optimizer state) to one
         file, atomically, with a SHA-256 checksum. See `gradfit.saving`."""
-        from .saving import save_model
         save_model(self, path, include_optimizer=include_optimizer)
+
+
+def _batch_position(comm, rows: int) -> tuple[int, int]:
+    """(offset of this rank's rows in the union of every rank's batch, the union's size)."""
+    if comm.size == 1:
+        return 0, rows
+    sizes = np.zeros(comm.size, dtype=np.float64)
+    sizes[comm.rank] = rows
+    comm.allreduce_array_(sizes)
+    return int(sizes[:comm.rank].sum()), int(sizes.sum())
 
 
 def _logs_result(logs: dict, return_dict: bool):

@@ -25,7 +25,8 @@ import tempfile
 
 import numpy as np
 
-from .backend import to_numpy
+from . import optim
+from .backend import to_numpy, xp
 
 MAGIC = b"GRADFIT1"
 _HEADER = struct.Struct("<8sQ32s")
@@ -93,7 +94,6 @@ def read_archive(path) -> tuple[dict, dict]:
 
 def model_payload(model, include_optimizer=True) -> tuple[dict, dict]:
     """(meta, arrays) describing a model: config, compile settings, weights, optimizer state."""
-    from . import optim
     model._ensure_built()
     meta = {"format": 1, "config": model.get_config(), "compile": None, "optimizer_step": None}
     arrays = {"params": model.params}
@@ -103,9 +103,10 @@ def model_payload(model, include_optimizer=True) -> tuple[dict, dict]:
             "metrics": [m if isinstance(m, str) else m.name for m in model._metric_ids],
             "optimizer": optim.serialize(model.optimizer),
         }
-        if include_optimizer and model.opt_state is not None:
-            meta["optimizer_step"] = int(model.opt_state["step"])
-            for k, v in model.opt_state.items():
+        opt_state = model.train_state.opt
+        if include_optimizer and opt_state is not None:
+            meta["optimizer_step"] = int(opt_state["step"])
+            for k, v in opt_state.items():
                 if k != "step":
                     arrays[f"opt/{k}"] = v
     return meta, arrays
@@ -113,7 +114,6 @@ def model_payload(model, include_optimizer=True) -> tuple[dict, dict]:
 
 def restore_payload(model, meta, arrays) -> None:
     """Load weights and optimizer state of `meta`/`arrays` into a model built from its config."""
-    from .backend import xp
     params = arrays["params"]
     if params.shape != (model.count_params(),):
         raise CorruptFileError(f"parameter buffer has shape {params.shape}, the architecture needs "
@@ -134,26 +134,9 @@ def restore_payload(model, meta, arrays) -> None:
                                        f"expected {state[k].shape}")
             state[k] = xp().asarray(v.astype(model.dtype))
         state["step"] = int(meta["optimizer_step"])
-        model.opt_state = state
+        model.train_state.opt = state
 
 
 def save_model(model, path, include_optimizer=True) -> None:
     meta, arrays = model_payload(model, include_optimizer)
     write_archive(path, meta, arrays)
-
-
-def load_model(path, compile=True):
-    """Rebuild a model saved by `model.save(path)`: architecture, weights, compile settings
-    and optimizer state (so training continues exactly where it stopped)."""
-    from .model import Sequential
-    meta, arrays = read_archive(path)
-    if meta.get("format") != 1:
-        raise CorruptFileError(f"{path}: unsupported gradfit file format {meta.get('format')!r}")
-    model = Sequential.from_config(meta["config"])
-    model.build()
-    if compile and meta.get("compile"):
-        c = meta["compile"]
-        model.compile(optimizer=c["optimizer"], loss=c["loss"], metrics=c["metrics"])
-        model._setup_heads()
-    restore_payload(model, meta, arrays)
-    return model

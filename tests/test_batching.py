@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradfit.train.batching import check_batch_size, epoch_batches, rank_slice, steps_per_epoch
+from gradfit.train.batching import (check_batch_size, epoch_batches, next_batch, rank_slice,
+                                    steps_per_epoch)
 
 
 @pytest.mark.parametrize("n,B", [(10, 5), (103, 10), (7, 7), (64, 1), (100, 33)])
@@ -53,6 +54,22 @@ def test_batches_are_views_of_the_permutation_order():
     perm = np.array([4, 2, 0, 3, 1, 5])
     batches = epoch_batches(perm, 2)
     assert [b.tolist() for b in batches] == [[4, 2], [0, 3], [1, 5]]
+
+
+def test_a_batch_size_changed_mid_epoch_keeps_batches_disjoint():
+    perm = np.random.default_rng(1).permutation(50)
+    seen, sizes, used = 0, [4, 4, 8, 16, 16, 16], []
+    for b in sizes:
+        batch = next_batch(perm, seen, b)
+        if batch is None:
+            break
+        assert len(batch) == b
+        used.append(batch)
+        seen += b
+    assert [len(b) for b in used] == [4, 4, 8, 16, 16]  # 48 rows; 2 left < 16: the epoch ends
+    np.testing.assert_array_equal(np.concatenate(used), perm[:48])
+    assert next_batch(perm, 48, 16) is None
+    np.testing.assert_array_equal(next_batch(perm, 48, 16, drop_remainder=False), perm[48:])
 
 
 @pytest.mark.parametrize("B,size", [(12, 3), (12, 4), (10, 3), (7, 2), (5, 5), (3, 1)])

@@ -272,7 +272,7 @@ def test_bad_fit_arguments_raise_before_training(case):
     with pytest.raises(ValueError, match=match):
         model.fit(X, Y, **{"epochs": 1, "verbose": 0, **kwargs})
     np.testing.assert_array_equal(model.params, before)
-    assert model.opt_state is None
+    assert model.train_state.opt is None
 
 
 def test_bad_data_for_fit():

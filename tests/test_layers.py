@@ -134,7 +134,7 @@ def test_backward_writes_into_the_flat_grad_buffer():
     rs = np.random.default_rng(0)
     model = mlp([3, 4, 2], ["tanh", "linear"], dtype="float64")
     model.compile("sgd", "mse")
-    model._prepare(np.zeros((1, 3)))
+    model.prepare(np.zeros((1, 3)))
     before = model.grads
     model.compute_gradients(rs.normal(size=(6, 3)), rs.normal(size=(6, 2)))
     assert model.grads is before or np.shares_memory(model.grads, before)

@@ -13,6 +13,7 @@ import pytest
 
 import gradfit
 from gradfit import Dense, Input, Sequential
+from gradfit.train.step import train_step
 
 pytest.importorskip("numba")   # the fused optimizer kernel is what keeps the update allocation-free
 
@@ -27,17 +28,15 @@ def test_training_step_allocates_nothing_parameter_sized(optimizer, batch):
     rng = np.random.default_rng(0)
     x = rng.random((batch, 100), dtype=np.float32)
     y = rng.random((batch, 1), dtype=np.float32)
-    model.init_optimizer_state()
+    model.prepare(x)
     for _ in range(2):  # first steps allocate the buffers of this batch size
-        model.compute_gradients(x, y)
-        model.optimizer.update(model.params, model.grads, model.opt_state)
+        train_step(model, model.train_state, x, y, batch)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
         before, _ = tracemalloc.get_traced_memory()
         for _ in range(3):
-            model.compute_gradients(x, y)
-            model.optimizer.update(model.params, model.grads, model.opt_state)
+            train_step(model, model.train_state, x, y, batch)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -108,7 +108,7 @@ def _targets(loss, rs, B, d):
 def _compiled(sizes, acts, loss, dtype="float64", seed=0):
     model = mlp(sizes, acts, dtype=dtype, seed=seed)
     model.compile("sgd", loss)
-    model._prepare(np.zeros((1, sizes[0])))      # resolves loss fusion, as fit/evaluate do
+    model.prepare(np.zeros((1, sizes[0])))      # resolves loss fusion, as fit/evaluate do
     return model
 
 
@@ -153,7 +153,7 @@ def test_fused_gradient_equals_unfused_gradient():
 def test_activation_layer_output_is_fused_too():
     model = Sequential([Input(shape=(3,)), Dense(4), gradfit.Activation("softmax")], dtype="float64")
     model.compile("sgd", "categorical_crossentropy")
-    model._prepare(np.zeros((1, 3)))
+    model.prepare(np.zeros((1, 3)))
     assert model._fused
     rs = np.random.default_rng(1)
     x, y = rs.normal(size=(5, 3)), np.eye(4)[rs.integers(0, 4, 5)]
@@ -170,7 +170,7 @@ def _logit_model(loss, act, kernel, dtype):
     model = Sequential([Input(shape=(kernel.shape[0],)), Dense(n_out, activation=act)], dtype=dtype)
     model.compile("sgd", loss)
     model.set_weights([kernel, np.zeros(n_out)])
-    model._prepare(np.zeros((1, kernel.shape[0])))
+    model.prepare(np.zeros((1, kernel.shape[0])))
     assert model._fused
     return model
 

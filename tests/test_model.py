@@ -118,7 +118,7 @@ def test_whole_network_gradient_matches_finite_differences(loss, acts, seed):
     for layer in model.layers:                 # non-zero biases, so their gradients matter
         layer.bias[...] = rs.normal(scale=0.3, size=layer.bias.shape)
     model.compile("sgd", loss)
-    model._prepare(np.zeros((1, n_in)))
+    model.prepare(np.zeros((1, n_in)))
     x = rs.normal(size=(B, n_in))
     if "sparse" in loss:
         y = rs.integers(0, d, size=B)
@@ -142,7 +142,7 @@ def test_compute_gradients_denom():
     rs = np.random.default_rng(0)
     model = mlp([3, 4, 2], ["tanh", "linear"], dtype="float64")
     model.compile("sgd", "mse")
-    model._prepare(np.zeros((1, 3)))
+    model.prepare(np.zeros((1, 3)))
     x, y = rs.normal(size=(6, 3)), rs.normal(size=(6, 2))
     v6, _ = model.compute_gradients(x, y)
     g6 = model.grads.copy()
@@ -157,7 +157,7 @@ def test_layer_io_gives_input_and_preactivation_gradient():
     rs = np.random.default_rng(0)
     model = mlp([3, 4, 2], ["tanh", "linear"], dtype="float64")
     model.compile("sgd", "mse")
-    model._prepare(np.zeros((1, 3)))
+    model.prepare(np.zeros((1, 3)))
     x, y = rs.normal(size=(5, 3)), rs.normal(size=(5, 2))
     model.compute_gradients(x, y)
     io = model.layer_io()
@@ -234,7 +234,7 @@ def test_bad_inputs_raise_before_any_state_changes(case, method):
         else:
             getattr(model, method)(x, y)
     np.testing.assert_array_equal(model.params, before)
-    assert model.opt_state is None, "no optimizer state is created by a rejected call"
+    assert model.train_state.opt is None, "no optimizer state is created by a rejected call"
 
 
 @pytest.mark.parametrize("method", ["evaluate", "train_on_batch", "fit"])
@@ -250,7 +250,7 @@ def test_labels_out_of_range_and_length_mismatch(method):
     with pytest.raises(ValueError, match="different lengths: 6 and 5"):
         call(np.zeros(5, dtype=int))
     np.testing.assert_array_equal(model.params, before)
-    assert model.opt_state is None
+    assert model.train_state.opt is None
 
 
 def test_unbuilt_model_is_not_built_by_a_rejected_input():

@@ -15,6 +15,7 @@ import pytest
 from gradfit.callbacks import GradientNoiseScale
 from gradfit.cli import main
 from gradfit.noise_scale import NoiseScaleEstimator, exact_estimates, two_batch_estimates
+from gradfit.train.state import TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,11 +110,13 @@ def test_target_options_are_exclusive(capsys):
 
 # ------------------------------------------------------------ the callback's two routes
 class FakeModel:
-    """What the callback reads: comm, grad_norms (a new dict per step, as the loop), layer_io."""
+    """What the callback reads: comm, train_state.grad_norms (a new dict per step, as
+    train_step sets it), layer_io."""
 
     def __init__(self, comm=None):
         self.comm = comm
         self.layers = []
+        self.train_state = TrainState()
 
 
 class TwoRankComm:
@@ -141,7 +144,7 @@ def test_two_batch_route_averages_ranks_and_uses_the_harmonic_batch():
         b0, b1 = 24, 40                 # uneven slices (drop_remainder=False's last batch)
         l0, l1, glob = rng.uniform(2.0, 3.0), rng.uniform(1.5, 2.5), rng.uniform(1.5, 2.0)
         cb.on_train_batch_begin(step)
-        model.grad_norms = {"local_sq": l0, "global_sq": glob, "b_local": b0, "b_global": b0 + b1}
+        model.train_state.grad_norms = {"local_sq": l0, "global_sq": glob, "b_local": b0, "b_global": b0 + b1}
         comm.other = np.array([l1, 1.0 / b1, 1.0])
         cb.on_train_batch_end(step)
         # E[mean_r |G_r|^2] = |G|^2 + tr(Sigma) * mean_r(1/b_r): B_small = harmonic mean
@@ -173,7 +176,7 @@ def test_two_batch_route_recovers_known_noise_statistics():
         sq = [float(g @ g) for g in local]
         glob = np.mean(local, axis=0)
         cb.on_train_batch_begin(step)
-        model.grad_norms = {"local_sq": sq[0], "global_sq": float(glob @ glob),
+        model.train_state.grad_norms = {"local_sq": sq[0], "global_sq": float(glob @ glob),
                             "b_local": b_local, "b_global": ranks * b_local}
         comm.other = np.array([sum(sq[1:]), (ranks - 1) / b_local, ranks - 1.0])
         cb.on_train_batch_end(step)
@@ -186,7 +189,7 @@ def test_two_batch_method_in_one_process_is_an_error():
     cb = GradientNoiseScale(method="two_batch", every=1)
     cb.set_model(model)
     cb.on_train_batch_begin(0)
-    model.grad_norms = {"local_sq": 1.0, "global_sq": 1.0, "b_local": 8, "b_global": 8}
+    model.train_state.grad_norms = {"local_sq": 1.0, "global_sq": 1.0, "b_local": 8, "b_global": 8}
     with pytest.raises(ValueError, match=r"needs data-parallel training.*\(8, 8\)"):
         cb.on_train_batch_end(0)
     with pytest.raises(ValueError, match="method must be one of"):
@@ -220,7 +223,7 @@ def test_per_example_route_uses_the_loops_norm_and_matches_brute_force(monkeypat
         def on_train_batch_end(self, batch, logs=None):
             ios = self.model.layer_io()    # this batch's (x, dz): dz of the mean, denom 32
             gb = sum(float(np.sum((a.T @ dz) ** 2) + np.sum(dz.sum(0) ** 2)) for a, dz in ios)
-            seen.append((self.model.grad_norms["global_sq"], gb))
+            seen.append((self.model.train_state.grad_norms["global_sq"], gb))
             super().on_train_batch_end(batch, logs)
 
     cb = Spy(ema=0.0, min_steps=1, every=1)
@@ -243,13 +246,13 @@ def test_stale_grad_norms_are_not_reused():
     # driven by hand (no fit): the dict left from an earlier fit must not be taken for this step's
     model, x, y = _tiny_model()
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[GradientNoiseScale(every=1)])
-    stale = model.grad_norms
+    stale = model.train_state.grad_norms
     model.compute_gradients(x[:16], y[:16])
     cb = GradientNoiseScale(ema=0.0, min_steps=1, every=1)
     cb.set_model(model)
     cb.on_train_batch_begin(0)
     cb.on_train_batch_end(0)
-    assert model.grad_norms is stale
+    assert model.train_state.grad_norms is stale
     g = np.array(model.grads)
     # recomputed from (x, dz): |G_B|^2 of THIS batch
     tr = cb.estimator.trace_sigma

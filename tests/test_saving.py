@@ -58,12 +58,12 @@ def test_save_load_round_trips_exactly(tmp_path, dtype):
     assert gradfit.optim.serialize(loaded.optimizer) == gradfit.optim.serialize(model.optimizer)
     assert loaded.optimizer.learning_rate == 0.01
     # optimizer state
-    assert loaded.opt_state["step"] == model.opt_state["step"] == 4
-    assert sorted(loaded.opt_state) == sorted(model.opt_state)
-    for k, v in model.opt_state.items():
+    assert loaded.train_state.opt["step"] == model.train_state.opt["step"] == 4
+    assert sorted(loaded.train_state.opt) == sorted(model.train_state.opt)
+    for k, v in model.train_state.opt.items():
         if k != "step":
-            assert loaded.opt_state[k].dtype == v.dtype
-            np.testing.assert_array_equal(loaded.opt_state[k], v)
+            assert loaded.train_state.opt[k].dtype == v.dtype
+            np.testing.assert_array_equal(loaded.train_state.opt[k], v)
     # the loaded model's views alias ITS flat buffer
     assert np.shares_memory(loaded.layers[0].kernel, loaded.params)
     # same predictions and same evaluation
@@ -81,8 +81,8 @@ def test_continuing_after_load_equals_continuing_without_saving(tmp_path):
     lb = _steps(loaded, x, y, range(5, 12))
     assert la == lb
     np.testing.assert_array_equal(loaded.params, model.params)
-    for k in model.opt_state:
-        np.testing.assert_array_equal(loaded.opt_state[k], model.opt_state[k])
+    for k in model.train_state.opt:
+        np.testing.assert_array_equal(loaded.train_state.opt[k], model.train_state.opt[k])
 
 
 def test_continuing_fit_after_load_is_bit_identical(tmp_path):
@@ -107,7 +107,7 @@ def test_save_without_optimizer_and_uncompiled(tmp_path):
     model.save(tmp_path / "w.gfm", include_optimizer=False)
     loaded = gradfit.load_model(tmp_path / "w.gfm")
     np.testing.assert_array_equal(loaded.params, model.params)
-    assert loaded.opt_state is None and loaded.loss is not None
+    assert loaded.train_state.opt is None and loaded.loss is not None
     plain = Sequential([Input(shape=(3,)), Dense(2)])
     plain.save(tmp_path / "p.gfm")
     back = gradfit.load_model(tmp_path / "p.gfm")

@@ -1,8 +1,8 @@
 """Where a gradfit training step spends its time: per layer, forward and backward, the loss
 and the optimizer update, timed inside real steps.
 
-Each of ``steps`` steps runs the same code as ``Sequential.compute_gradients`` followed by
-the optimizer update, with a clock read between the parts; the table gives each part's
+Each of ``steps`` steps is `gradfit.train.step.train_step` itself, the step ``fit`` takes,
+with a clock read between the parts (its ``mark`` argument); the table gives each part's
 median over the steps, so the parts add up to about a step.  Timed inside the step, a part
 pays for the memory traffic around it: a layer's weights are read from DRAM when the
 previous update pushed them out of the caches, which is why the same product timed alone
@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from ..backend import xp
+from ..train.step import train_step
 from .timing import time_call
 from .training import gradfit_model, make_data
 
@@ -26,36 +28,18 @@ from .training import gradfit_model, make_data
 def profile_step(sizes, kind, batch, steps=60) -> dict:
     """{"rows": [(part, median seconds)], "total": median step seconds, "sum_of_parts",
     "matmul": seconds of the products alone} for a gradfit step of this network."""
-    from ..backend import xp
     model = gradfit_model(sizes, kind)
     x, y = make_data(sizes, kind, batch)
     model.train_on_batch(x, y)
     xd = xp().asarray(x)
     yd = xp().asarray(model.check_targets(y, len(x)))
-    layers = model.layers
-    names = [f"forward  {type(l).__name__} {i} ({l.input_dim}->{l.output_dim})"
-             for i, l in enumerate(layers)]
-    names.append("loss value + gradient")
     times: dict = {}
     totals = []
     clock = time.perf_counter
     for _ in range(max(2, steps) + 2):  # two untimed steps first
         marks = [("start", clock())]
-        h = xd
-        for name, layer in zip(names, layers):
-            h = layer.forward(h, training=True)
-            marks.append((name, clock()))
-        _, dy = model.batch_loss(h, yd)
-        marks.append((names[-1], clock()))
-        skip = model._fused
-        for i in reversed(range(len(layers))):
-            dy = layers[i].backward(dy, skip_activation=skip)
-            skip = False
-            marks.append((f"backward {type(layers[i]).__name__} {i}", clock()))
-            if dy is None:
-                break
-        model.optimizer.update(model.params, model.grads, model.opt_state)
-        marks.append((f"optimizer update ({type(model.optimizer).__name__})", clock()))
+        train_step(model, model.train_state, xd, yd, batch,
+                   mark=lambda name: marks.append((name, clock())))
         for (_, t0), (name, t1) in zip(marks[:-1], marks[1:]):
             times.setdefault(name, []).append(t1 - t0)
         totals.append(marks[-1][1] - marks[0][1])

@@ -13,7 +13,7 @@ Networks (hidden layers relu, Adam with lr 1e-3 everywhere, float32):
 * ``small``    64-128-10, softmax + cross-entropy.
 
 gradfit is timed twice: ``train_on_batch`` (the Keras call, with its input checks) and
-``step`` (``compute_gradients`` + ``optimizer.update``, what the training loop runs).
+``step`` (`gradfit.train.step.train_step` on arrays already checked: what ``fit`` runs).
 PyTorch runs ``nn.Sequential`` of ``Linear``/``ReLU`` with ``Adam(fused=True)`` and
 ``CrossEntropyLoss`` on logits; Keras runs ``train_on_batch`` on its own backend.
 When CuPy sees a CUDA device, gradfit on the "cupy" backend and PyTorch on CUDA are timed too
@@ -25,6 +25,7 @@ import os
 
 import numpy as np
 
+from ..train.step import train_step
 from .timing import time_interleaved
 
 NETWORKS = {
@@ -74,8 +75,7 @@ def gradfit_steps(sizes, kind, batch):
     xd, yd = xp().asarray(x), xp().asarray(model.check_targets(y, len(x)))
 
     def step():
-        model.compute_gradients(xd, yd)
-        model.optimizer.update(model.params, model.grads, model.opt_state)
+        train_step(model, model.train_state, xd, yd, batch)
     return {"gradfit train_on_batch": lambda: model.train_on_batch(x, y), "gradfit step": step}
 
 
@@ -130,8 +130,7 @@ def gradfit_gpu_step(sizes, kind, batch):
     def step():
         backend.set_backend("cupy")
         try:
-            model.compute_gradients(xd, yd)
-            model.optimizer.update(model.params, model.grads, model.opt_state)
+            train_step(model, model.train_state, xd, yd, batch)
             cupy.cuda.Device().synchronize()
         finally:
             backend.set_backend("numpy")

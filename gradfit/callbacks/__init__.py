@@ -1,6 +1,7 @@
 """Callbacks with Keras 3's hook protocol, one file each, plus resumable state."""
 from gradfit.callbacks.backup_and_restore import BackupAndRestore
-from gradfit.callbacks.base import Callback, CallbackList, MonitorCallback
+from gradfit.callbacks.base import Callback, MonitorCallback
+from gradfit.callbacks.callback_list import CallbackList
 from gradfit.callbacks.csv_logger import CSVLogger
 from gradfit.callbacks.early_stopping import EarlyStopping
 from gradfit.callbacks.gradient_noise_scale import GradientNoiseScale

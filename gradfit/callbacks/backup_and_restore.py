@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 
 from ..saving import CorruptFileError, model_payload, read_archive, restore_payload, write_archive
-from ..utils import get_rng_state, set_rng_state
 from .base import Callback, check_int
 
 
@@ -15,17 +14,24 @@ class BackupAndRestore(Callback):
     """``BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=True)``, as Keras 3.
 
     Saves, atomically (`gradfit.saving`), everything a run needs to continue exactly: the flat
-    weights, the optimizer state, the random generator's state (at the start of the epoch and
-    now), the epoch and step, the partial epoch's sums, and every callback's state. A `fit`
-    killed at any point and run again with the same arguments resumes from the last backup
-    and finishes with bit-identical weights to an uninterrupted run.
+    weights, the optimizer state and the run's `TrainState` snapshot (epoch, step, rows of the
+    epoch consumed, the random generator now and at the epoch's start, the partial epoch's
+    sums, every callback's state). A `fit` killed at any point and run again with the same
+    arguments resumes from the last backup and finishes with bit-identical weights to an
+    uninterrupted run.
 
-    `save_freq`: "epoch" (after every epoch) or an integer N (also every N optimizer steps,
+    `save_freq`: "epoch" (at every epoch end) or an integer N (also every N optimizer steps,
     mid-epoch). The backup is deleted when training ends, unless ``delete_checkpoint=False``.
     Only rank 0 writes; every rank reads the same file on resume (a shared folder on clusters).
+
+    An ordinary callback: it writes at ``on_epoch_end`` / ``on_train_batch_end`` and restores at
+    ``on_train_begin``, reading ``model.train_state``. It runs after every other callback
+    (``run_last``), so that what it saves and restores is every callback's state after the
+    same hook.
     """
 
     FILE = "backup.gfm"
+    run_last = True
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
@@ -39,46 +45,41 @@ class BackupAndRestore(Callback):
         self.path = os.path.join(self.backup_dir, self.FILE)
         self._steps = 0
 
-    def _write(self, model, cbs, training):
+    # -- saving ---------------------------------------------------------------------------------
+    def _write(self):
+        model = self.model
         if model.comm.rank != 0:
             return
         meta, arrays = model_payload(model)
-        training["rng_state"] = get_rng_state()
-        meta["training"] = training
-        meta["callbacks"] = _split_arrays(cbs.get_state(), arrays, "cb")
+        meta["training"] = _split_arrays(model.train_state.snapshot(), arrays, "state")
         write_archive(self.path, meta, arrays)
 
-    def after_step(self, model, cbs, epoch, next_step, epoch_rng_state, sums):
-        """Called by the loop after each optimizer step."""
+    def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
         if self.save_freq != "epoch" and self._steps % self.save_freq == 0:
-            self._write(model, cbs, {"epoch": epoch, "step": next_step,
-                                     "epoch_rng_state": epoch_rng_state, "sums": list(map(float, sums))})
+            self._write()
 
-    def after_epoch(self, model, cbs, next_epoch):
-        """Called by the loop after every epoch's callbacks have run."""
-        self._write(model, cbs, {"epoch": next_epoch, "step": 0, "epoch_rng_state": None, "sums": None})
+    def on_epoch_end(self, epoch, logs=None):
+        self._write()
 
-    def restore(self, model, cbs):
-        """Load the backup if there is one; returns the loop position, or None to start afresh."""
+    # -- restoring ------------------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        """Load the backup if there is one: weights, optimizer state and the run's position."""
+        self._steps = 0
         if not os.path.exists(self.path):
-            return None
+            return
+        model = self.model
         try:
             meta, arrays = read_archive(self.path)
             restore_payload(model, meta, arrays)
         except CorruptFileError as exc:
             raise CorruptFileError(f"{exc}. The backup of an interrupted run is unusable: delete "
                                    f"{self.backup_dir} to start training afresh") from None
-        t = meta["training"]
         # ReduceLROnPlateau / LearningRateScheduler may have changed the rate since compile
         saved_lr = (meta.get("compile") or {}).get("optimizer", {}).get("config", {}).get("learning_rate")
         if isinstance(saved_lr, (int, float)):
             model.optimizer.learning_rate = float(saved_lr)
-        set_rng_state(t["rng_state"])
-        cbs.set_state(_join_arrays(meta["callbacks"], arrays))
-        sums = None if t["sums"] is None else np.asarray(t["sums"])
-        return {"epoch": t["epoch"], "step": t["step"], "epoch_rng_state": t["epoch_rng_state"],
-                "sums": sums if sums is not None else np.zeros(3 + len(model.metrics))}
+        model.train_state.restore(_join_arrays(meta["training"], arrays))
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and self.model.comm.rank == 0 and os.path.isdir(self.backup_dir):

@@ -1,6 +1,6 @@
-"""The callback protocol (Keras 3's), the list that calls callbacks, and `MonitorCallback`.
+"""The callback protocol (Keras 3's) and `MonitorCallback`.
 
-A training loop drives callbacks through one `CallbackList`::
+A training loop drives callbacks through one `CallbackList` (`callback_list.py`)::
 
     cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                        model=model, verbose=verbose, epochs=epochs, steps=steps_per_epoch)
@@ -136,120 +136,6 @@ class Callback:
     def on_predict_end(self, logs=None): pass
     def on_predict_batch_begin(self, batch, logs=None): pass
     def on_predict_batch_end(self, batch, logs=None): pass
-
-
-_HOOKS = (
-    "on_train_begin", "on_train_end", "on_test_begin", "on_test_end",
-    "on_predict_begin", "on_predict_end",
-)
-_INDEXED_HOOKS = (
-    "on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
-    "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end",
-)
-
-
-def _pythonify(logs):
-    """A fresh dict per call (as Keras), numpy/0-d scalars turned into Python floats."""
-    out = {}
-    for k, v in (logs or {}).items():
-        if isinstance(v, np.ndarray) and v.ndim == 0 or isinstance(v, np.generic):
-            v = v.item()
-        elif hasattr(v, "ndim") and getattr(v, "ndim") == 0 and hasattr(v, "item"):  # cupy
-            v = v.item()
-        out[k] = v
-    return out
-
-
-class CallbackList(Callback):
-    """Calls each callback's hook in order; one dict of logs per hook call, shared by all.
-
-    As in Keras 3: user callbacks first, then a `History` (``add_history``) and a
-    `ProgbarLogger` (``add_progbar``) unless the list already holds one. A callback that
-    writes into ``logs`` (ReduceLROnPlateau adds ``learning_rate``) is seen by those after it.
-    """
-
-    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None,
-                 **params):
-        super().__init__()
-        callbacks = list(callbacks or [])
-        for i, cb in enumerate(callbacks):
-            if not isinstance(cb, Callback):
-                raise TypeError(
-                    f"callbacks[{i}] is {cb!r} ({type(cb).__name__}); pass instances of "
-                    "gradfit.callbacks.Callback, e.g. EarlyStopping(patience=10)"
-                )
-        from gradfit.callbacks.history import History
-        from gradfit.callbacks.progbar import ProgbarLogger
-
-        self.callbacks = callbacks
-        self.history = next((c for c in callbacks if isinstance(c, History)), None)
-        self.progbar = next((c for c in callbacks if isinstance(c, ProgbarLogger)), None)
-        if self.history is None and add_history:
-            self.history = History()
-            self.callbacks.append(self.history)
-        if self.progbar is None and add_progbar:
-            self.progbar = ProgbarLogger()
-            self.callbacks.append(self.progbar)
-        if model is not None:
-            self.set_model(model)
-        self.set_params(params)
-
-    def append(self, callback):
-        self.callbacks.append(callback)
-
-    def __iter__(self):
-        return iter(self.callbacks)
-
-    def __len__(self):
-        return len(self.callbacks)
-
-    def set_model(self, model):
-        self.model = model
-        for cb in self.callbacks:
-            cb.set_model(model)
-
-    def set_params(self, params):
-        self.params = dict(params or {})
-        for cb in self.callbacks:
-            cb.set_params(self.params)
-
-    def _keys(self):
-        return [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
-
-    def get_state(self) -> dict:
-        """``{"<index>:<ClassName>": state}`` for every callback."""
-        return {k: cb.get_state() for k, cb in zip(self._keys(), self.callbacks)}
-
-    def set_state(self, state: dict) -> None:
-        keys = self._keys()
-        if sorted(state) != sorted(keys):
-            raise ValueError(
-                f"the saved callback states are for {sorted(state)} but this run has {keys}; "
-                "resume with the same callbacks in the same order"
-            )
-        for k, cb in zip(keys, self.callbacks):
-            cb.set_state(state[k])
-
-
-def _make_hook(name, indexed):
-    if indexed:
-        def hook(self, index, logs=None):
-            logs = _pythonify(logs)
-            for cb in self.callbacks:
-                getattr(cb, name)(index, logs)
-    else:
-        def hook(self, logs=None):
-            logs = _pythonify(logs)
-            for cb in self.callbacks:
-                getattr(cb, name)(logs)
-    hook.__name__ = name
-    return hook
-
-
-for _name in _HOOKS:
-    setattr(CallbackList, _name, _make_hook(_name, False))
-for _name in _INDEXED_HOOKS:
-    setattr(CallbackList, _name, _make_hook(_name, True))
 
 
 # ----------------------------------------------------------------------------- MonitorCallback

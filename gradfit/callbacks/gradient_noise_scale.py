@@ -1,7 +1,8 @@
 """GradientNoiseScale: log B_simple = tr(Sigma)/|G|^2 during ordinary training.
 
-The training loop hands over the gradient norms it already has: a callback with
-``needs_grad_norms = True`` finds, at ``on_train_batch_end``, ``model.grad_norms`` =
+The training step hands over the gradient norms it already has: in ``on_train_begin`` the
+callback sets ``model.train_state.want_grad_norms``, and at ``on_train_batch_end`` it finds
+``model.train_state.grad_norms`` =
 {"local_sq": |G_local|^2 (the mean gradient over this rank's slice), "global_sq": |G_B|^2 (the
 mean over the global batch, after the Allreduce), "b_local", "b_global"}, computed before the
 optimizer step (so it is the true gradient even if the optimizer overwrites ``model.grads``).
@@ -20,7 +21,7 @@ Two routes (``method="auto"`` picks by b_local < b_global):
   |G_local|^2 of each rank, which ``grad_norms["local_sq"]`` gives.
 
 Both are folded into the separate EMAs of ``NoiseScaleEstimator`` (ema=0.95, bias-corrected).
-Without ``model.grad_norms`` from this step (a model driven by hand, not by ``fit``), |G_B|^2
+Without ``train_state.grad_norms`` from this step (a model driven by hand, not by ``fit``), |G_B|^2
 is recomputed from (x, dz) as before (``mean_grad_sq_norm``).
 
 Overhead per measured step: the two-batch route, an O(1) allreduce; the per-example route,
@@ -79,8 +80,6 @@ class GradientNoiseScale(Callback):
     ``on_train_begin`` starts afresh (a resumed run restores ``set_state`` after it).
     """
 
-    needs_grad_norms = True   # the loop then sets model.grad_norms before on_train_batch_end
-
     def __init__(self, ema: float = 0.95, min_steps: int = 10, every: int = 10,
                  use_bias="auto", log_key: str = "b_simple", method: str = "auto"):
         super().__init__()
@@ -103,6 +102,16 @@ class GradientNoiseScale(Callback):
 
     def on_train_begin(self, logs=None):
         self._reset()
+        state = self._train_state()
+        if state is not None:     # every train_step now sets state.grad_norms
+            state.want_grad_norms = True
+
+    def _train_state(self):
+        return getattr(self.model, "train_state", None)
+
+    def _current_norms(self):
+        state = self._train_state()
+        return None if state is None else state.grad_norms
 
     def _biases(self):
         if self.use_bias != "auto":
@@ -111,11 +120,11 @@ class GradientNoiseScale(Callback):
         return [bool(getattr(l, "use_bias", True)) for l in layers] or True
 
     def on_train_batch_begin(self, batch, logs=None):
-        # the loop assigns a NEW dict every step: identity tells this step's norms from stale ones
-        self._norms_before = getattr(self.model, "grad_norms", None)
+        # train_step assigns a NEW dict every step: identity tells this step's norms from stale ones
+        self._norms_before = self._current_norms()
 
     def _fresh_norms(self):
-        norms = getattr(self.model, "grad_norms", None)
+        norms = self._current_norms()
         return norms if norms is not None and norms is not self._norms_before else None
 
     def on_train_batch_end(self, batch, logs=None):
@@ -149,7 +158,7 @@ class GradientNoiseScale(Callback):
             got = None if norms is None else (norms["b_local"], norms["b_global"])
             raise ValueError(
                 "GradientNoiseScale(method='two_batch') needs data-parallel training (local batch < "
-                f"global batch, from model.grad_norms set by fit), got (b_local, b_global)={got}; "
+                f"global batch, from train_state.grad_norms set by fit), got (b_local, b_global)={got}; "
                 "use method='auto' or 'per_example' in one process"
             )
         # [sum_r |G_r|^2, sum_r 1/b_r, ranks]: one allreduce, the same result on every rank

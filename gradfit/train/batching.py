@@ -27,13 +27,25 @@ def check_batch_size(batch_size, n: int, ranks: int = 1) -> int:
     return int(batch_size)
 
 
+def next_batch(perm: np.ndarray, seen: int, batch_size: int, drop_remainder: bool = True):
+    """The next global batch of an epoch: ``perm[seen:seen + batch_size]``, or None at the end.
+
+    The permutation is consumed in order, so batches are disjoint even if ``batch_size``
+    changes between steps. With ``drop_remainder`` (the lecture's equal-size batches) an
+    epoch ends when fewer than ``batch_size`` rows are left; otherwise those rows make a final
+    partial batch (Keras)."""
+    left = len(perm) - seen
+    if left >= batch_size or (left > 0 and not drop_remainder):
+        return perm[seen:seen + batch_size]
+    return None
+
+
 def epoch_batches(perm: np.ndarray, batch_size: int, drop_remainder: bool = True) -> list[np.ndarray]:
-    """Cut a permutation into disjoint batches (equal size unless drop_remainder=False)."""
-    n = len(perm)
-    full = n // batch_size
-    batches = list(perm[: full * batch_size].reshape(full, batch_size))
-    if not drop_remainder and n % batch_size:
-        batches.append(perm[full * batch_size:])
+    """Every batch of an epoch at a fixed ``batch_size`` (what `next_batch` yields in turn)."""
+    batches, seen = [], 0
+    while (batch := next_batch(perm, seen, batch_size, drop_remainder)) is not None:
+        batches.append(batch)
+        seen += len(batch)
     return batches
 
 
