@@ -245,3 +245,25 @@ def test_data_parallel_benchmark_runs_and_reports_every_part():
     assert all(float(r[-2].replace(",", "")) > 0 for r in rows), out    # whole-fit samples/s
     assert "target >= 85%" in out and "PROJECTION" in out and "kernel" in out, out
     assert "OPENBLAS_CORETYPE=unset" in out  # removed for the benchmark's children
+
+
+# ------------------------------------------------------------------ train_on_batch under MPI
+@pytest.mark.parametrize("n", [2, 5])
+def test_train_on_batch_under_mpiexec_keeps_the_ranks_equal(tmp_path, n):
+    """Each rank passes its own rows (5 ranks: uneven shares of 12); the step is the global
+    batch's, so the ranks stay equal, and equal one process given the whole batch."""
+    need_mpi()
+    script = SCRIPTS / "train_on_batch.py"
+    one, many = tmp_path / "one", tmp_path / "many"
+    one.mkdir(), many.mkdir()
+    for k, folder in ((0, one), (n, many)):
+        code, text = job(k, [sys.executable, script, folder])
+        assert code == 0, text
+    ref = np.load(one / "rank0.npz")
+    ranks = [np.load(many / f"rank{r}.npz") for r in range(n)]
+    for r in range(1, n):
+        assert np.array_equal(ranks[0]["params"], ranks[r]["params"]), f"rank {r} drifted"
+        assert np.array_equal(ranks[0]["losses"], ranks[r]["losses"])
+    assert relerr(ref["params"], ranks[0]["params"]) <= TOL64
+    assert relerr(ref["losses"], ranks[0]["losses"]) <= TOL64
+    assert not np.allclose(ref["losses"][:, 0], ref["losses"][0, 0])
