@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .utils import check_choice
+from .checks import check_choice
 
 _TRUNC = 0.87962566103423978
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import xp
-from .utils import check_choice
+from .checks import check_choice
 
 EPSILON = 1e-7
 

@@ -7,7 +7,7 @@ accuracy (argmax match) for one-hot targets.
 from __future__ import annotations
 
 from .backend import xp
-from .utils import check_choice
+from .checks import check_choice
 
 
 class Metric:

@@ -17,7 +17,8 @@ from .train.evaluation import evaluate as evaluate_arrays
 from .train.loop import fit as fit_arrays
 from .train.state import TrainState
 from .train.step import train_step
-from .utils import check_finite, check_positive_int, rng
+from .checks import check_int
+from .utils import check_finite, rng
 
 DTYPES = ("float32", "float64")
 
@@ -335,7 +336,7 @@ class Sequential:
 
     def predict(self, x, batch_size=32, verbose=0):
         """Network outputs for x, computed in batches (inference mode: dropout off)."""
-        batch_size = check_positive_int("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size, 1)
         x = self.check_inputs(x)
         self._ensure_built(x)
         out = np.empty((len(x), self.output_dim), dtype=self.dtype)

@@ -57,15 +57,3 @@ def check_finite(name: str, a) -> None:
             f"{name} contains {int(bad.sum())} NaN or inf value(s), the first at index {first} "
             f"(value {a[first].item()!r}); clean or impute the data before training"
         )
-
-
-def check_choice(kind: str, value, choices) -> None:
-    """Raise ValueError naming `value` and listing `choices` when value is not one of them."""
-    if value not in choices:
-        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(map(str, choices)))}")
-
-
-def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

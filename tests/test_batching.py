@@ -91,14 +91,14 @@ def test_rank_slices_are_disjoint_and_cover_the_batch(B, size):
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, None, "8"])
 def test_check_batch_size_rejects_non_positive_integers(bad):
-    with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {bad!r}"):
+    with pytest.raises(ValueError, match=f"batch_size must be an integer >= 1, got {bad!r}"):
         check_batch_size(bad, 10)
 
 
 def test_check_batch_size_larger_than_data_and_ranks():
-    with pytest.raises(ValueError, match="batch_size 11 is larger than the 10 training examples"):
+    with pytest.raises(ValueError, match="batch_size must be at most the 10 training examples, got 11"):
         check_batch_size(11, 10)
     assert check_batch_size(10, 10) == 10
-    with pytest.raises(ValueError, match="does not divide by the 4 MPI ranks"):
+    with pytest.raises(ValueError, match="must be a multiple of the 4 MPI ranks"):
         check_batch_size(10, 100, ranks=4)
     assert check_batch_size(np.int64(8), 100, ranks=4) == 8

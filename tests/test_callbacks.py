@@ -452,7 +452,7 @@ def test_every_state_round_trips_through_json(tmp_path):
     (lambda: EarlyStopping(patience=2.5), TypeError, "patience .* got 2.5"),
     (lambda: EarlyStopping(min_delta=-0.1), ValueError, "min_delta .* got -0.1"),
     (lambda: EarlyStopping(start_from_epoch=-2), ValueError, "start_from_epoch .* got -2"),
-    (lambda: EarlyStopping(baseline="low"), TypeError, "baseline must be a number, got 'low'"),
+    (lambda: EarlyStopping(baseline="low"), TypeError, "baseline must be a finite number, got 'low'"),
     (lambda: EarlyStopping(monitor="lr"), ValueError, "monitor='lr'.*mode='max'"),
     (lambda: EarlyStopping(monitor=3), TypeError, "monitor must be .* got 3"),
     (lambda: ReduceLROnPlateau(factor=1.0), ValueError, "0 < factor < 1.*factor=1.0"),

@@ -248,9 +248,9 @@ def test_overflowing_update_is_named_at_the_next_step():
 
 # ----------------------------------------------------------------------------- bad arguments
 BAD_FIT = {
-    "batch 0": (dict(batch_size=0), "batch_size must be a positive integer, got 0"),
+    "batch 0": (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
     "batch -4": (dict(batch_size=-4), "got -4"),
-    "batch > n": (dict(batch_size=41), "batch_size 41 is larger than the 40 training examples"),
+    "batch > n": (dict(batch_size=41), "batch_size must be at most the 40 training examples, got 41"),
     "empty val": (dict(validation_data=(np.zeros((0, 6)), np.zeros(0, dtype=int))), "empty"),
     "val width": (dict(validation_data=(np.zeros((5, 7)), np.zeros(5, dtype=int))), "7 features"),
     "val labels": (dict(validation_data=(np.zeros((5, 6)), np.full(5, 3))), "labels out of range"),
@@ -258,7 +258,7 @@ BAD_FIT = {
     "val NaN": (dict(validation_data=(np.full((5, 6), np.nan), np.zeros(5, dtype=int))), "NaN"),
     "split 1": (dict(validation_split=1.0), r"\[0, 1\)"),
     "split 0.99": (dict(validation_split=0.99), "empty training set of 40"),
-    "epochs": (dict(epochs=-1), "epochs must be a non-negative integer, got -1"),
+    "epochs": (dict(epochs=-1), "epochs must be an integer >= 0, got -1"),
 }
 
 

@@ -239,7 +239,7 @@ def test_unknown_activation_lists_valid_names():
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, True, "8"])
 def test_units_must_be_a_positive_integer(units):
-    with pytest.raises(ValueError, match=f"units must be a positive integer, got {units!r}"):
+    with pytest.raises(ValueError, match=f"units must be an integer >= 1, got {units!r}"):
         Dense(units)
 
 

@@ -258,7 +258,7 @@ def test_accuracy_resolves_like_keras():
                            ("categorical_crossentropy", 4, metrics.CategoricalAccuracy)]:
         name, m = metrics.get("accuracy", losses.get(loss), out)
         assert name == "accuracy" and isinstance(m, cls), (loss, out)
-    with pytest.raises(ValueError, match="'accuracyy'.*accuracy"):
+    with pytest.raises(ValueError, match="accuracy.*got 'accuracyy'"):
         metrics.get("accuracyy", losses.get("mse"), 1)
 
 

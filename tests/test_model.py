@@ -263,7 +263,7 @@ def test_unbuilt_model_is_not_built_by_a_rejected_input():
 def test_predict_and_evaluate_batch_size_validated():
     model = _compiled_model()
     x, y = np.zeros((6, 4)), np.zeros(6, dtype=int)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         model.evaluate(x, y, batch_size=0)
     with pytest.raises(ValueError, match="empty"):
         model.evaluate(np.zeros((0, 4)), np.zeros(0, dtype=int))

@@ -188,8 +188,8 @@ def test_indivisible_global_batch_fails_on_every_rank_without_hanging(tmp_path, 
     code, out = job(n, [sys.executable, SCRIPTS / "fit_bad_batch.py", tmp_path, batch], timeout=60)
     assert code not in (0, 124), f"status {code} (124: hung until the timeout)\n{out}"
     assert time.monotonic() - t0 < 30 and "TRAINED" not in out
-    want = (f"the global batch size {batch} does not divide by the {n} MPI ranks; "
-            f"use a multiple of {n}")
+    want = (f"batch_size must be a multiple of the {n} MPI ranks, got {batch}; "
+            f"e.g. batch_size {batch - batch % n}")
     for r in range(n):
         assert want in (tmp_path / f"rank{r}.txt").read_text(), r
     # The abort hook prints the message too, but when one rank's MPI_Abort tears the job down,

@@ -26,11 +26,12 @@ since the logs are identical on all ranks.
 """
 from __future__ import annotations
 
-import math
 import sys
 import warnings
 
 import numpy as np
+
+from .. import checks
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -47,23 +48,13 @@ def print_msg(model, msg: str, stream=None) -> None:
 
 
 def check_int(owner: str, name: str, value, minimum: int = 0) -> int:
-    """`value` as an int >= minimum, else a ValueError/TypeError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    """`value` as an int >= minimum (`gradfit.checks.check_int`, the callback named)."""
+    return checks.check_int(name, value, minimum, owner=owner)
 
 
 def check_number(owner: str, name: str, value, minimum: float | None = None) -> float:
-    """`value` as a finite float (>= minimum if given), else a ValueError/TypeError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or (minimum is not None and value < minimum):
-        bound = f" >= {minimum}" if minimum is not None else ""
-        raise ValueError(f"{owner}: {name} must be a finite number{bound}, got {value!r}")
-    return value
+    """`value` as a finite float >= minimum (`gradfit.checks.check_number`, the callback named)."""
+    return checks.check_number(name, value, minimum, owner=owner)
 
 
 def to_host(a) -> np.ndarray:

@@ -10,7 +10,7 @@ Shapes: z, a, da, dz are (batch, units).
 from __future__ import annotations
 
 from ..backend import xp
-from ..utils import check_choice
+from ..checks import check_choice
 from .base import Layer
 
 

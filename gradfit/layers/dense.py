@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import initializers, regularizers
 from ..backend import xp
-from ..utils import check_positive_int
+from ..checks import check_int
 from . import activations
 from .base import Layer
 
@@ -43,7 +43,7 @@ class Dense(Layer):
                  kernel_regularizer=None, bias_regularizer=None,
                  input_shape=None, input_dim=None, name=None):
         super().__init__(name)
-        self.units = check_positive_int("units", units)
+        self.units = check_int("units", units, 1)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
@@ -162,7 +162,7 @@ def _input_dim(input_shape, input_dim):
                 f"input_shape must be a 1-tuple like (784,) for Dense networks, got {input_shape!r}; "
                 "flatten images first (x.reshape(len(x), -1))"
             )
-        return check_positive_int("input_shape[0]", shape[0])
+        return check_int("input_shape[0]", shape[0], 1)
     if input_dim is not None:
-        return check_positive_int("input_dim", input_dim)
+        return check_int("input_dim", input_dim, 1)
     return None

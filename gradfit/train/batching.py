@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import ArgumentError, check_int
+
 
 def check_batch_size(batch_size, n: int, ranks: int = 1) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    """``batch_size`` as an int that fits ``n`` examples and divides by the ``ranks``."""
+    batch_size = check_int("batch_size", batch_size, 1)
     if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training examples; "
-                         f"use batch_size <= {n}")
+        raise ArgumentError("batch_size", batch_size, f"at most the {n} training examples")
     if batch_size % ranks:
-        raise ValueError(f"the global batch size {batch_size} does not divide by the {ranks} MPI ranks; "
-                         f"use a multiple of {ranks}, e.g. {batch_size - batch_size % ranks or ranks}")
-    return int(batch_size)
+        raise ArgumentError("batch_size", batch_size, f"a multiple of the {ranks} MPI ranks",
+                            f"e.g. {{batch_size}} {batch_size - batch_size % ranks or ranks}")
+    return batch_size
 
 
 def next_batch(perm: np.ndarray, seen: int, batch_size: int, drop_remainder: bool = True):

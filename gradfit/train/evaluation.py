@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import xp
-from ..utils import check_positive_int
+from ..checks import check_int
 
 
 def evaluate(model, x, y, batch_size=32, prefix="") -> dict:
     """{prefix+"loss": ..., prefix+metric: ...} over all of (x, y), exactly averaged."""
     comm = model.comm
     n = len(x)
-    batch_size = check_positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size, 1)
     if n == 0:
         what = "validation" if prefix == "val_" else "evaluation"
         raise ValueError(f"cannot evaluate on an empty {what} set (0 examples); "

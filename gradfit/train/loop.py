@@ -11,6 +11,7 @@ import numpy as np
 
 from ..backend import xp
 from ..callbacks.base import print_msg
+from ..checks import check_int
 from ..callbacks.callback_list import CallbackList
 from ..parallel import Watchdog
 from ..utils import get_rng_state, rng, set_rng_state
@@ -161,6 +162,5 @@ def _split_validation(model, x, y, validation_split, validation_data):
 
 
 def _check_epochs(epochs, initial_epoch):
-    for name, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    check_int("epochs", epochs, 0)
+    check_int("initial_epoch", initial_epoch, 0)
