@@ -7,8 +7,9 @@ a second one, and an offset table that gives each layer reshaped views into both
 
 Because the views alias the buffers, an optimizer updates the whole model with a few
 vectorized expressions over `data` and `grad`, MPI sums all gradients with one Allreduce,
-and a checkpoint is one array. `grad` has one spare trailing element (`loss_slot`) where the
-training loop puts the batch loss, so that the same Allreduce also sums the loss.
+and a checkpoint is one array. `grad` has two spare trailing elements where the training step
+puts the batch loss and a stop request (Ctrl-C, SIGTERM), so that the one Allreduce of a step
+also sums the loss and makes every rank agree on stopping after the same step.
 """
 from __future__ import annotations
 
@@ -41,12 +42,13 @@ class FlatParams:
         self.size = offset
         x = xp()
         self.data = x.zeros(self.size, dtype=self.dtype)
-        self._grad_ext = x.zeros(self.size + 1, dtype=self.dtype)
+        self._grad_ext = x.zeros(self.size + 2, dtype=self.dtype)
         self.grad = self._grad_ext[: self.size]
 
     @property
     def grad_with_loss(self):
-        """The gradient buffer plus its trailing loss slot (for one Allreduce of both)."""
+        """The gradient buffer plus its two trailing slots, ``[..., stop request, loss]``
+        (for one Allreduce of all three)."""
         return self._grad_ext
 
     def views(self, layer_index: int):

@@ -1,7 +1,11 @@
-"""Kill-and-resume equals uninterrupted, bit for bit: a real subprocess killed with SIGKILL."""
+"""Kill-and-resume equals uninterrupted, bit for bit: a real subprocess killed with SIGKILL,
+or stopped by SIGINT / SIGTERM."""
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -44,3 +48,46 @@ def test_corrupt_backup_is_a_clear_error(tmp_path):
     proc, _ = _run(tmp_path, "resumed", -1, "epoch", tmp_path / "backup")
     assert proc.returncode != 0
     assert "checksum" in proc.stderr and "delete" in proc.stderr
+
+
+INTERRUPTIBLE = os.path.join(os.path.dirname(__file__), "scripts", "interruptible_fit.py")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_after_a_whole_step_and_the_rerun_resumes_bit_identical(tmp_path, sig):
+    """A real signal to a training subprocess: it ends cleanly (status 0) after a whole step,
+    says so, keeps a backup at that step although save_freq=False, and the same command run
+    again finishes with the weights of an uninterrupted run."""
+    def start(name, backup):
+        progress = tmp_path / f"{name}.progress"
+        out = tmp_path / f"{name}.npy"
+        proc = subprocess.Popen([sys.executable, INTERRUPTIBLE, str(backup), str(out), str(progress)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return proc, out, progress
+
+    ref, ref_out, _ = start("ref", tmp_path / "ref_backup")
+    assert ref.wait(timeout=120) == 0, ref.stderr.read()
+    proc, out, progress = start("run", tmp_path / "backup")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:     # wait for step 15 (of 60), mid-epoch 2
+        if progress.exists() and len(progress.read_text().splitlines()) >= 15:
+            break
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert f"{signal.Signals(sig).name}: stopping after the current step" in stderr
+    assert "Traceback" not in stderr
+    ended = json.loads(open(str(out) + ".json").read())
+    assert ended["stop_reason"] == "interrupted"
+    steps_done = len(progress.read_text().splitlines())
+    assert 15 <= steps_done < 60, "stopped after the step in progress, not at the end"
+    assert os.path.exists(tmp_path / "backup" / "backup.gfm"), "the backup of the stop is kept"
+    again, out2, progress2 = start("run", tmp_path / "backup")
+    assert again.wait(timeout=120) == 0, again.stderr.read()
+    assert json.loads(open(str(out2) + ".json").read())["stop_reason"] is None
+    # both launches append to one progress file: 60 steps in all, none repeated, and the end
+    # is where the uninterrupted run ended
+    assert len(progress2.read_text().splitlines()) == 60
+    assert np.array_equal(np.load(ref_out), np.load(out2))
+    assert not os.path.exists(tmp_path / "backup"), "a finished run deletes its backup"

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 
 from ..saving import CorruptFileError, model_payload, read_archive, restore_payload, write_archive
-from .base import Callback, check_int
+from ..checks import check_int
+from .base import Callback
 
 
 class BackupAndRestore(Callback):
@@ -20,9 +21,13 @@ class BackupAndRestore(Callback):
     arguments resumes from the last backup and finishes with bit-identical weights to an
     uninterrupted run.
 
-    `save_freq`: "epoch" (at every epoch end) or an integer N (also every N optimizer steps,
-    mid-epoch). The backup is deleted when training ends, unless ``delete_checkpoint=False``.
-    Only rank 0 writes; every rank reads the same file on resume (a shared folder on clusters).
+    `save_freq`: "epoch" (at every epoch end), an integer N (also every N optimizer steps,
+    mid-epoch) or False (only when the run is interrupted: Keras's value for preemption
+    checkpointing). Whatever `save_freq`, a run stopped by Ctrl-C or SIGTERM
+    (`gradfit.train.guard`) writes a backup at the step where it stopped and keeps it, so that
+    running the same `fit` again resumes there. Otherwise the backup is deleted when training
+    ends, unless ``delete_checkpoint=False``. Only rank 0 writes; every rank reads the same file
+    on resume (a shared folder on clusters).
 
     An ordinary callback: it writes at ``on_epoch_end`` / ``on_train_batch_end`` and restores at
     ``on_train_begin``, reading ``model.train_state``. It runs after every other callback
@@ -37,8 +42,9 @@ class BackupAndRestore(Callback):
         super().__init__()
         if not backup_dir:
             raise ValueError("BackupAndRestore needs a backup_dir")
-        if save_freq != "epoch":
-            save_freq = check_int("BackupAndRestore", "save_freq", save_freq, minimum=1)
+        if save_freq not in ("epoch", False):
+            save_freq = check_int("save_freq", save_freq, 1, owner="BackupAndRestore",
+                                  fix='or "epoch", or False for backups only when interrupted')
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = save_freq
         self.delete_checkpoint = delete_checkpoint
@@ -56,11 +62,16 @@ class BackupAndRestore(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
-        if self.save_freq != "epoch" and self._steps % self.save_freq == 0:
+        every = self.save_freq not in ("epoch", False) and self._steps % self.save_freq == 0
+        if every or self._interrupted():
             self._write()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._write()
+        if self.save_freq is not False:
+            self._write()
+
+    def _interrupted(self) -> bool:
+        return self.model.train_state.stop_reason == "interrupted"
 
     # -- restoring ------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -82,6 +93,8 @@ class BackupAndRestore(Callback):
         model.train_state.restore(_join_arrays(meta["training"], arrays))
 
     def on_train_end(self, logs=None):
+        if self._interrupted():     # the run did not end: keep the backup to resume it
+            return
         if self.delete_checkpoint and self.model.comm.rank == 0 and os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 

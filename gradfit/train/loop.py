@@ -11,12 +11,12 @@ import numpy as np
 
 from ..backend import xp
 from ..callbacks.base import print_msg
-from ..checks import check_int
 from ..callbacks.callback_list import CallbackList
-from ..parallel import Watchdog
+from ..checks import check_int
 from ..utils import get_rng_state, rng, set_rng_state
 from .batching import check_batch_size, next_batch, rank_slice, steps_per_epoch
 from .evaluation import evaluate
+from .guard import guarded_run
 from .step import train_step
 
 
@@ -60,10 +60,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     if verbose not in (0, False):
         _announce(model, n, batch_size, steps, drop_remainder, val, state)
 
-    logs = {}
-    # A frozen or dead rank ends the job (GRADFIT_MPI_TIMEOUT seconds) instead of a hang.
-    watchdog = Watchdog(comm).start() if comm.size > 1 else None
-    try:
+    # Ctrl-C / SIGTERM stop after a whole step; a frozen or dead rank ends the job.
+    with guarded_run(model, state) as kick:
         while state.epoch < epochs:
             # 3. This epoch's batches: one permutation, the same on every rank.
             perm = _permutation(n, shuffle, state)
@@ -73,34 +71,29 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
                 # 4-7. This rank's slice; forward, backward, Allreduce, finite check, update.
                 idx, offset = rank_slice(batch, comm.rank, comm.size)
                 result = train_step(model, state, x[idx], y[idx], len(batch), offset)
-                if result is None:       # a non-finite loss: nothing was applied
+                if result is None:         # a non-finite loss: nothing was applied
                     break
                 state.finish_step(len(batch), len(idx), *result)
-                if watchdog is not None:
-                    watchdog.kick()
+                kick()
                 cbs.on_train_batch_end(state.step - 1, {"loss": state.sums.loss})
-                if model.stop_training:   # a callback may stop mid-epoch; the epoch still ends (Keras 3)
-                    break
-            if state.stop_reason == "nan":
+                if state.stop_reason == "interrupted" or model.stop_training:
+                    break                  # a callback's stop: the epoch still ends (Keras 3)
+            if state.stop_reason in ("nan", "interrupted"):
                 break
             # 8. End of epoch: exact training and validation metrics; callbacks decide.
             logs = state.sums.logs(model)
             if val is not None:
                 logs.update(evaluate(model, val[0], val[1], batch_size, prefix="val_"))
             logs["learning_rate"] = float(model.optimizer.current_learning_rate(state.opt["step"]))
-            epoch = state.epoch
+            state.last_logs = logs
             state.finish_epoch()
-            cbs.on_epoch_end(epoch, logs)
+            cbs.on_epoch_end(state.epoch - 1, logs)
             if model.stop_training:
                 state.stop("callback")
                 break
-    finally:
-        if watchdog is not None:
-            watchdog.stop()
-        model.set_shard(0, None)
 
     # 9. The end: callbacks may restore the best weights and remove their backup.
-    cbs.on_train_end(logs)
+    cbs.on_train_end(state.last_logs)
     return cbs.history
 
 

@@ -17,9 +17,12 @@ advances it after every step and every epoch, and callbacks see it as ``model.tr
     state.callbacks        the `CallbackList` of the current fit (their states are part of a run)
     state.want_grad_norms  set by a callback (GradientNoiseScale) in ``on_train_begin``:
     state.grad_norms       then every step sets a NEW dict of gradient norms here (see train_step)
+    state.interrupt_requested  set by a signal handler (`gradfit.train.interrupt`): the run
+                           stops after the step in progress, on every rank
     state.stop_reason      None while training; "nan" (a non-finite loss stopped the run),
                            "callback" (a callback set ``model.stop_training``) or "interrupted"
-    state.stop_message     the sentence that was printed when the run stopped
+                           (Ctrl-C / SIGTERM, after a whole step)
+    state.stop_message     the sentence that says why the run stopped
 
 `snapshot` / `restore` turn the position, the RNG and every callback's state into JSON plus
 arrays and back (the weights and ``opt`` travel with the model, see `gradfit.saving`), which is
@@ -72,6 +75,7 @@ class TrainState:
         self.callbacks = None
         self.want_grad_norms = False
         self.grad_norms = None
+        self.interrupt_requested = False
         self.start(0, 0, 0)
 
     def start(self, epoch: int, batch_size: int, n_metrics: int) -> None:
@@ -81,6 +85,8 @@ class TrainState:
         self._n_metrics = n_metrics
         self.stop_reason = None
         self.stop_message = None
+        self.interrupt_requested = False
+        self.last_logs = {}
         self._new_epoch()
 
     def _new_epoch(self) -> None:

@@ -22,12 +22,14 @@ def train_step(model, state, x, y, global_batch: int, offset: int = 0, mark=None
     1. Forward and backward over (x, y); the loss is divided by ``global_batch`` (the batch-mean
        convention of `gradfit.losses`), so the sum over ranks of the rank gradients is the
        gradient of the global batch mean.
-    2. One Allreduce of the flat gradient buffer, with the batch loss in its spare slot.
-       With ``state.want_grad_norms``, ``state.grad_norms`` becomes a NEW dict of squared norms
+    2. One Allreduce of the flat gradient buffer, with the batch loss and this rank's stop
+       request (``state.interrupt_requested``: Ctrl-C, SIGTERM) in its two spare slots, so that
+       every rank sees a request made on any rank after the same step. With ``state.want_grad_norms``, ``state.grad_norms`` becomes a NEW dict of squared norms
        of this rank's mean gradient (before the sum) and of the global one (after it).
     3. The weight penalties, once, after the sum: the same on every rank.
     4. A non-finite loss stops here, before it reaches the weights: ``state.stop("nan", ...)``.
-    5. The optimizer step, the same on every rank.
+    5. The optimizer step, the same on every rank; after it, a stop request from any rank is
+       ``state.stop("interrupted")``: the loop ends after this step.
 
     Returns ``(loss, metric_sums)``: the global batch loss and this rank's metric sums over its
     rows (computed on the outputs before the step, as Keras), or None after a non-finite loss.
@@ -39,6 +41,7 @@ def train_step(model, state, x, y, global_batch: int, offset: int = 0, mark=None
     metric_sums = [m.batch_sum(y_pred, y) for _, m in model.metrics]
     g = model.flat.grad_with_loss
     g[-1] = loss
+    g[-2] = 1.0 if state.interrupt_requested else 0.0
     if state.want_grad_norms:   # this rank's mean gradient over its own rows, before the sum
         local_sq = float(xp().vdot(model.grads, model.grads)) * (global_batch / len(x)) ** 2
     comm.allreduce_(g)
@@ -56,6 +59,8 @@ def train_step(model, state, x, y, global_batch: int, offset: int = 0, mark=None
     model.optimizer.update(model.params, model.grads, state.init_optimizer(model))
     if mark is not None:
         mark(f"optimizer update ({type(model.optimizer).__name__})")
+    if g[-2] > 0:
+        state.stop("interrupted", f"interrupted at epoch {state.epoch + 1}, step {state.step + 1}")
     return loss, metric_sums
 
 
