@@ -22,7 +22,28 @@ def api_spelling(name: str) -> str:
     return name
 
 
-class ArgumentError(ValueError, TypeError):
+class SpelledError(ValueError):
+    """An error whose fix names arguments as ``{name}``, spelled for whoever reads it.
+
+    ``message`` is literal; ``fix`` (optional) is a template whose ``{name}`` fields are
+    argument names: `render` spells them (``batch_size`` for the library, ``--batch-size`` for
+    the command line)."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        self.message, self.fix = message, fix
+        super().__init__(self.render(api_spelling))
+
+    def __reduce__(self):      # pickled whole (MPI broadcasts errors to every rank)
+        return type(self), (self.message, self.fix)
+
+    def render(self, spell) -> str:
+        """The message, then the fix with every argument name spelled by ``spell(name)``."""
+        if not self.fix:
+            return self.message
+        return f"{self.message}; {self.fix.format_map(_Spelled(spell))}"
+
+
+class ArgumentError(SpelledError, TypeError):
     """A bad value of the public argument ``name`` (a ValueError, and a TypeError too, so that a
     value of the wrong type is caught as Python code expects).
 
@@ -32,16 +53,27 @@ class ArgumentError(ValueError, TypeError):
     """
 
     def __init__(self, name: str, value, expected: str, fix: str | None = None, owner=None):
-        self.name, self.value, self.expected, self.fix, self.owner = name, value, expected, fix, owner
-        super().__init__(self.render(api_spelling))
+        self.name, self.value, self.expected, self.owner = name, value, expected, owner
+        super().__init__("", fix)
+
+    def __reduce__(self):
+        return type(self), (self.name, self.value, self.expected, self.fix, self.owner)
+
+    def requirement(self, spell=api_spelling) -> str:
+        """``must be <expected>, got <value>``: the message without the argument's name
+        (``expected`` may name arguments as ``{name}`` too)."""
+        expected = self.expected.format_map(_Spelled(spell))
+        return f"must be {expected}, got {self.value!r}"
 
     def render(self, spell) -> str:
-        """The message with every argument name spelled by ``spell(name)``."""
         who = f"{self.owner}: " if self.owner else ""
-        msg = f"{who}{spell(self.name)} must be {self.expected}, got {self.value!r}"
-        if self.fix:
-            msg += "; " + self.fix.format_map(_Spelled(spell))
-        return msg
+        self.message = f"{who}{spell(self.name)} {self.requirement(spell)}"
+        return super().render(spell)
+
+
+def literal(text) -> str:
+    """``text`` to put inside a fix template: its braces are not argument names."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
 class _Spelled(dict):
@@ -92,7 +124,8 @@ def check_number(name: str, value, minimum=None, maximum=None, *, above=None, be
 def check_choice(name: str, value, choices, *, fix=None, owner=None):
     """``value`` if it is one of ``choices``, else an error listing them."""
     if value not in choices:
-        raise ArgumentError(name, value, "one of " + ", ".join(map(repr, choices)), fix, owner)
+        raise ArgumentError(name, value, "one of " + literal(", ".join(map(repr, choices))), fix,
+                            owner)
     return value
 
 

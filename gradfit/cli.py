@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .checks import SpelledError
+from .commands.types import flag_spelling
+
 
 def _lazy(module: str):
     """A subcommand's module (it has add_arguments(parser) and run(args)), imported when used."""
@@ -38,7 +41,7 @@ def build_parser(only=None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         if only is None or name == only:
             _lazy(module).add_arguments(p)
-        p.set_defaults(_module=module)
+        p.set_defaults(_module=module, _parser=p)
     return parser
 
 
@@ -46,15 +49,26 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = next((a for a in argv if a in SUBCOMMANDS), None)
     parser = build_parser(only)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:      # --help, or a flag refused by argparse (status 2)
+        return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
         return 0
     try:
         return int(_lazy(args._module).run(args) or 0)
+    except SpelledError as exc:   # named as this command's flags: --batch-size, not batch_size
+        print(f"gradfit {args.command}: error: {exc.render(flag_spelling(args._parser))}",
+              file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, ImportError) as exc:
         print(f"gradfit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:     # a second Ctrl-C: the first one stops after a step
+        print(f"gradfit {args.command}: stopped at once by a second Ctrl-C; what the run saved "
+              "before (a backup, a model) is kept", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -142,6 +142,30 @@ def format_memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="flo
     return "\n".join(lines)
 
 
+def training_bytes(layer_sizes, batch: int, state_arrays: int, dtype="float32") -> dict:
+    """Bytes to train ``layer_sizes`` at ``batch`` with ``state_arrays`` optimizer arrays:
+    ``{"parameters", "gradients", "optimizer_state", "activations", "total"}`` (the peak
+    activations of `memory_report`)."""
+    r = memory_report(layer_sizes, [batch], dtype)
+    parts = {"parameters": r["parameter_bytes"], "gradients": r["gradient_bytes"],
+             "optimizer_state": state_arrays * r["parameter_bytes"],
+             "activations": r["activations"][0]["peak_bytes"]}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def available_bytes():
+    """Memory the system can still give (``MemAvailable`` of /proc/meminfo), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def add_arguments(parser) -> None:
     """Arguments of ``gradfit memory`` on an argparse parser."""
     parser.add_argument("layer_sizes", nargs="+", type=int,

@@ -37,8 +37,11 @@ def style(i: int) -> dict:
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
 
 
-def plot_history(history: dict, path, title=None) -> None:
-    """Loss (left) and every other metric (right) per epoch, training and validation."""
+def plot_history(history: dict, path, title=None, mark=None, mark_label=None) -> None:
+    """Loss (left) and every other metric (right) per epoch, training and validation.
+
+    ``mark``: a 0-based epoch drawn as a vertical line on both panels (the epoch whose weights
+    were kept), labelled ``mark_label``."""
     metrics = [k for k in history if not k.startswith("val_") and k not in ("loss", "learning_rate")]
     fig = figure((10 if metrics else 5.5, 4))
     axes = fig.subplots(1, 2 if metrics else 1, squeeze=False)
@@ -49,6 +52,9 @@ def plot_history(history: dict, path, title=None) -> None:
             ax.plot(epochs, history[k], color=color, label=f"train {k}")
             if f"val_{k}" in history:
                 ax.plot(epochs, history[f"val_{k}"], color=color, ls="--", label=f"validation {k}")
+        if mark is not None:
+            ax.axvline(mark + 1, color=OKABE_ITO["black"], lw=1, ls=":",
+                       label=mark_label or f"epoch {mark + 1}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(", ".join(keys))
         ax.grid(alpha=0.3)

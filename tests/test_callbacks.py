@@ -425,8 +425,8 @@ def test_every_state_round_trips_through_json(tmp_path):
     state = cbs.get_state()
     text = _jsonable(state)
     back = json.loads(text)
-    back["0:EarlyStopping"]["best_weights"] = [np.asarray(w) for w in
-                                               back["0:EarlyStopping"]["best_weights"]]
+    back["EarlyStopping#1"]["best_weights"] = [np.asarray(w) for w in
+                                               back["EarlyStopping#1"]["best_weights"]]
     other = CallbackList([EarlyStopping(restore_best_weights=True, patience=9),
                           ReduceLROnPlateau(patience=1), CSVLogger(tmp_path / "l.csv"),
                           ModelCheckpoint(str(tmp_path / "m.gradfit"), save_best_only=True),
@@ -441,8 +441,12 @@ def test_every_state_round_trips_through_json(tmp_path):
     assert (other.callbacks[1].best, other.callbacks[1].wait) == (0.5, 0)   # reduced twice
     assert model.optimizer.learning_rate == pytest.approx(0.1 * 0.1 * 0.1)
     assert other.history.history["val_loss"] == [1.0, 0.5, 0.6, 0.7]
-    with pytest.raises(ValueError, match="same callbacks in the same order"):
+    with pytest.raises(ValueError, match="this run has no .*ReduceLROnPlateau#1"):
         CallbackList([EarlyStopping()]).set_state(back)
+    # a callback that holds state cannot appear on resume; a stateless one (a progress bar) can
+    with pytest.raises(ValueError, match="adds EarlyStopping#2, which hold state"):
+        CallbackList(other.callbacks + [EarlyStopping()]).set_state(back)
+    CallbackList(other.callbacks + [TerminateOnNaN()]).set_state(back)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -15,14 +15,16 @@ def test_train_evaluate_predict_round_trip(tmp_path, capsys):
     assert main(["train", "--epochs", "3", "--hidden", "32", "--out", str(out), "--verbose", "0",
                  "--patience", "2", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "Test (359 examples): loss" in printed and "accuracy" in printed
+    assert "Task: classification, 10 classes (labels 0..9)" in printed
+    last = printed.strip().splitlines()[-1]
+    assert last.startswith("Finished 3 epochs; kept the weights of epoch ") and "test loss" in last
     for name in ("model.gfm", "history.csv", "history.png", "config.json", "results.json"):
         assert (out / name).stat().st_size > 0, name
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"] == "digits" and config["hidden"] == "32" and config["epochs"] == 3
-    assert config["optimizer"]["class_name"] == "Adam"
+    assert config["optimizer_config"]["class_name"] == "Adam"
     results = json.loads((out / "results.json").read_text())
-    assert results["epochs_run"] == 3
+    assert results["epochs_run"] == 3 and results["ended"] == "finished"
     rows = (out / "history.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,") and len(rows) == 4
 
@@ -52,8 +54,8 @@ def test_resume_with_backup_finishes_the_same_run(tmp_path, capsys):
     (["train", "--hidden", "10,x"], "--hidden must be comma-separated"),
     (["train", "--data", "nope"], "unknown dataset 'nope'"),
     (["train", "--optimizer", "adamx"], "adamx"),
-    (["train", "--batch-size", "0", "--epochs", "1"], "batch_size must be an integer >= 1, got 0"),
-    (["train", "--activation", "swish"], "got 'swish'"),
+    (["train", "--batch-size", "0", "--epochs", "1"], "argument --batch-size: must be an integer >= 1, got 0"),
+    (["train", "--activation", "swish"], "invalid choice: 'swish'"),
     (["evaluate", "/nonexistent/model.gfm"], "no such gradfit file"),
 ])
 def test_bad_arguments_are_clear_errors(argv, message, capsys, tmp_path):
@@ -67,17 +69,18 @@ def test_optimizer_arguments_reach_the_optimizer(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--hidden", "8", "--verbose", "0", "--out", str(out),
                  "--optimizer", "adam", "--lr", "0.002", "--opt-arg", "beta_2=0.99",
                  "--opt-arg", "amsgrad=true"]) == 0
-    config = json.loads((out / "config.json").read_text())["optimizer"]["config"]
+    config = json.loads((out / "config.json").read_text())["optimizer_config"]["config"]
     assert config["beta_2"] == 0.99 and config["amsgrad"] is True and config["learning_rate"] == 0.002
-    assert main(["train", "--epochs", "1", "--out", str(out), "--verbose", "0",
+    assert main(["train", "--epochs", "1", "--out", str(out), "--verbose", "0", "--overwrite",
                  "--opt-arg", "beta3=1"]) == 2
-    assert "--opt-arg 'beta3=1'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--opt-arg must be NAME=VALUE with NAME one of amsgrad" in err and "got 'beta3=1'" in err
 
 
 def test_backup_without_out_is_refused_before_training(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--backup", "--verbose", "0"]) == 2
-    assert "--backup needs --out" in capsys.readouterr().err
+    assert "--backup must be given with --out" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 

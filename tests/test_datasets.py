@@ -335,7 +335,7 @@ def test_load_csv_header_auto_labels_last(tmp_path):
     ("1,2\n\n3,nan\n", {}, "line 3, column 2: 'nan' is NaN or infinite"),
     ("1,inf\n", {}, "line 1, column 2"),
     ("a,b\n1,2\n", {"label_column": "c"}, r"no column named 'c'.*\['a', 'b'\]"),
-    ("1,2\n", {"label_column": 5}, "label_column=5 is out of range for 2 columns"),
+    ("1,2\n", {"label_column": 5}, "label column 5 is out of range for 2 columns; give label_column in -2..1"),
     ("a,b\n", {}, "only a header"),
     ("\n\n", {}, "no data lines"),
 ])

@@ -86,21 +86,33 @@ class CallbackList(Callback):
             cb.set_params(self.params)
 
     def _keys(self):
-        return [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
+        """``ClassName#k``: the k-th callback of that class (stable when others are added)."""
+        seen, keys = {}, []
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            seen[name] = seen.get(name, 0) + 1
+            keys.append(f"{name}#{seen[name]}")
+        return keys
 
     def get_state(self) -> dict:
-        """``{"<index>:<ClassName>": state}`` for every callback."""
-        return {k: cb.get_state() for k, cb in zip(self._keys(), self.callbacks)}
+        """``{"<ClassName>#<k>": state}`` for every callback that holds state."""
+        states = {k: cb.get_state() for k, cb in zip(self._keys(), self.callbacks)}
+        return {k: v for k, v in states.items() if v}
 
     def set_state(self, state: dict) -> None:
+        """Restore every callback's state; a callback without saved state must hold none (a
+        progress bar, a callback added on resume), and no saved state may be left unused."""
         keys = self._keys()
-        if sorted(state) != sorted(keys):
+        lost = sorted(set(state) - set(keys))
+        missing = [k for k, cb in zip(keys, self.callbacks) if k not in state and cb.get_state()]
+        if lost or missing:
             raise ValueError(
-                f"the saved callback states are for {sorted(state)} but this run has {keys}; "
-                "resume with the same callbacks in the same order"
-            )
+                f"the saved callback states are for {sorted(state)}, but this run "
+                + (f"has no {', '.join(lost)}" if lost else f"adds {', '.join(missing)}, which "
+                   "hold state") + "; resume with the callbacks of the run being resumed")
         for k, cb in zip(keys, self.callbacks):
-            cb.set_state(state[k])
+            if k in state:
+                cb.set_state(state[k])
 
 
 def _make_hook(name, indexed):

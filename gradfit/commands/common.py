@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
 import numpy as np
+
+from .. import datasets
+from ..layers import Dense, Dropout, Input
+from ..model import Sequential
+from .types import integer
 
 
 def add_data_arguments(p):
@@ -13,14 +19,36 @@ def add_data_arguments(p):
                    help="digits (bundled, offline), mnist, fashion-mnist, or a .npz/.csv file "
                         "(default: digits). MNIST files are read from $GRADFIT_DATA/mnist/ or the user cache")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ and fashion-mnist/ (overrides $GRADFIT_DATA)")
-    p.add_argument("--split-seed", type=int, default=0,
+    p.add_argument("--split-seed", type=integer(0), default=0,
                    help="seed of the train/test split for data without its own test set (digits, "
                         "files); keep it equal between train and evaluate (default 0)")
+    p.add_argument("--x-key", default=None, help="a .npz file's array of features (default x)")
+    p.add_argument("--y-key", default=None, help="a .npz file's array of targets (default y)")
+    p.add_argument("--label-column", default=None,
+                   help="a .csv file's target column: an index (default -1, the last) or a "
+                        "header name")
+    p.add_argument("--header", default=None, choices=["auto", "true", "false"],
+                   help="whether a .csv file's first line is a header (default auto)")
+
+
+def _file_options(args) -> dict:
+    """The loader options the flags give (only those given, so that defaults stay the loader's)."""
+    options = {}
+    for key in ("x_key", "y_key"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
+    column = getattr(args, "label_column", None)
+    if column is not None:
+        options["label_column"] = int(column) if column.lstrip("-").isdigit() else column
+    header = getattr(args, "header", None)
+    if header is not None:
+        options["header"] = {"auto": "auto", "true": True, "false": False}[header]
+    return options
 
 
 def load_data(args):
-    from .. import datasets
-    return datasets.load(args.data, seed=args.split_seed, data_dir=args.data_dir)
+    return datasets.load(args.data, seed=args.split_seed, data_dir=args.data_dir,
+                         **_file_options(args))
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -35,7 +63,6 @@ def parse_hidden(text: str) -> list[int]:
 
 def build_network(input_dim, hidden, activation, dropout, num_classes, out_dim, dtype="float32"):
     """Input -> [Dense(h, activation) (+ Dropout)]* -> softmax (classes) or linear output."""
-    from .. import Dense, Dropout, Input, Sequential
     layers = [Input(shape=(input_dim,))]
     for h in hidden:
         layers.append(Dense(h, activation=activation,
@@ -57,8 +84,31 @@ def run_folder(out, prefix="train") -> str:
 
 
 def write_json(path, obj):
+    """Write ``obj`` as JSON atomically; NaN / inf become null (JSON has neither)."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
+        json.dump(jsonable(obj), f, indent=2, allow_nan=False, default=str)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def read_json(path):
+    """The JSON object of ``path``, or None when there is no such file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def jsonable(obj):
+    """``obj`` with numpy scalars as Python numbers and NaN / inf floats as None."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

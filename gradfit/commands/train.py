@@ -1,45 +1,106 @@
 """`gradfit train`: the main job. Defaults: digits, 128-64 ReLU network, Adam, early stopping
-with patience 10 restoring the best weights; writes a run folder."""
+with patience 10 restoring the best weights; writes a run folder.
+
+Order of work, so that a mistake costs nothing: every flag is checked when parsed, then the
+data, the task, the optimizer, the memory needed and the run folder are checked, all before
+the first line is printed or a file is written. Every ending (finished, early stop, NaN,
+Ctrl-C / SIGTERM) leaves a consistent folder and one final line (`outcome.py`); the exit
+status is 0 for a finished run or an early stop, 2 for a bad input, 3 for a NaN stop and 130
+for an interrupted run (resumable with ``--backup``).
+
+Resuming (``--backup`` on a folder holding the backup of an interrupted run) may change only
+what does not change the run being resumed: ``--epochs`` (train longer or shorter), ``--patience``,
+``--verbose``, ``--data-dir`` (the same files elsewhere) and the optimizer's hyperparameters
+(``--learning-rate`` ..., applied from the resumed step on, unless they change the optimizer's
+state arrays, e.g. ``amsgrad``). Everything else (data, split, seed, network, optimizer,
+batch size, task) must match the backup's run: an error names the setting and both values.
+Keras's BackupAndRestore expects the same compile and fit arguments; Lightning's
+``ckpt_path`` restores the optimizer including its learning rate; here a changed rate is
+applied and recorded in ``config.json`` under ``resumes``.
+"""
 from __future__ import annotations
 
 import os
+import shlex
+import sys
+import time
+import warnings
 
-from .common import add_data_arguments, build_network, load_data, parse_hidden, run_folder, write_json
+import numpy as np
+
+from .. import optim
+from ..callbacks import BackupAndRestore, Callback, CSVLogger, EarlyStopping
+from ..checks import ArgumentError, literal
+from ..datasets import train_val_test_split
+from ..datasets.task import TASKS, decide_task
+from ..layers.activations import ACTIVATIONS
+from ..memory import available_bytes, human_bytes, training_bytes
+from ..parallel import get_comm
+from ..plotting import plot_history
+from ..saving import read_archive
+from ..utils import set_random_seed
+from . import run_folder as folders
+from .common import add_data_arguments, build_network, load_data, parse_hidden, read_json, write_json
+from .outcome import final_line, read_outcome, results
+from .types import integer, number
+
+#: the exit status of each ending (2 is a bad input, refused before training)
+EXIT_STATUS = {"finished": 0, "early_stop": 0, "nan": 3, "interrupted": 130}
+
+#: settings a resume must keep (see the module docstring), by their argparse dest
+RESUME_MUST_MATCH = ("data", "split_seed", "x_key", "y_key", "label_column", "header", "task",
+                     "num_classes", "val_fraction", "seed", "hidden", "activation", "dropout",
+                     "dtype", "optimizer", "batch_size")
 
 
 def add_arguments(p):
     add_data_arguments(p)
+    p.add_argument("--task", default="auto", choices=TASKS,
+                   help="what to learn: auto decides from the targets (printed first), or "
+                        "classification / regression (default auto)")
+    p.add_argument("--num-classes", type=integer(2), default=None,
+                   help="number of classes, when the labels alone leave it ambiguous")
     p.add_argument("--hidden", default="128,64", help="hidden layer widths, e.g. 500,1000,2000 (default 128,64)")
-    p.add_argument("--activation", default="relu", help="relu, tanh, sigmoid, leaky_relu, linear (default relu)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer (default 0)")
-    p.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, adagrad, adadelta (default adam)")
-    p.add_argument("--lr", "--learning-rate", dest="lr", type=float, default=None,
-                   help="learning rate (default: the optimizer's own)")
-    p.add_argument("--momentum", type=float, default=None, help="momentum for sgd / rmsprop")
+    p.add_argument("--activation", default="relu", choices=[a for a in ACTIVATIONS if a != "softmax"],
+                   help="hidden layers' activation (default relu)")
+    p.add_argument("--dropout", type=number(0.0, below=1.0), default=0.0,
+                   help="dropout rate after each hidden layer, in [0, 1) (default 0)")
+    p.add_argument("--optimizer", default="adam", choices=list(optim.NAMES),
+                   help="the optimizer (default adam)")
+    p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=number(above=0.0),
+                   default=None, help="learning rate (default: the optimizer's own)")
+    p.add_argument("--momentum", type=number(0.0, below=1.0), default=None,
+                   help="momentum for sgd / rmsprop")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
     p.add_argument("--opt-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="any other optimizer argument, repeatable: --opt-arg beta_2=0.99 "
                         "--opt-arg epsilon=1e-7 --opt-arg amsgrad=true")
-    p.add_argument("--batch-size", type=int, default=32, help="global mini-batch size (default 32)")
-    p.add_argument("--epochs", type=int, default=100, help="maximum number of epochs (default 100)")
-    p.add_argument("--patience", type=int, default=10,
-                   help="early stopping patience in epochs on val_loss; 0 disables it (default 10)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="fraction of the training set held out for validation (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffling, dropout (default 0)")
+    p.add_argument("--batch-size", type=integer(1), default=32, help="global mini-batch size (default 32)")
+    p.add_argument("--epochs", type=integer(1), default=100, help="maximum number of epochs (default 100)")
+    p.add_argument("--patience", type=integer(0), default=10,
+                   help="early stopping patience in epochs on val_loss, restoring the best "
+                        "weights; 0 disables it (default 10)")
+    p.add_argument("--val-fraction", type=number(0.0, below=1.0), default=0.1,
+                   help="fraction of the training set held out for validation, in [0, 1) "
+                        "(default 0.1; early stopping needs it > 0)")
+    p.add_argument("--seed", type=integer(0), default=0,
+                   help="seed for weights, split, shuffling, dropout (default 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--out", default=None, help="run folder (default runs/train-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what --out holds (a finished or interrupted run)")
     p.add_argument("--backup", action="store_true",
                    help="back up every epoch to <out>/backup; running the same command again "
-                        "resumes from it (needs --out, so that the relaunch finds it)")
-    p.add_argument("--verbose", default="auto", help="0 silent, 1 progress bar, 2 one line per epoch, auto")
+                        "resumes from it (needs --out). Without it a backup is written only "
+                        "when the run is interrupted (Ctrl-C, SIGTERM)")
+    p.add_argument("--verbose", default="auto", choices=["0", "1", "2", "auto"],
+                   help="0 silent, 1 progress bar, 2 one line per epoch, auto (default)")
 
 
 def _optimizer(args):
-    from .. import optim
     config = {}
-    if args.lr is not None:
-        config["learning_rate"] = args.lr
+    if args.learning_rate is not None:
+        config["learning_rate"] = args.learning_rate
     if args.momentum is not None:
         config["momentum"] = args.momentum
     if args.nesterov:
@@ -49,9 +110,18 @@ def _optimizer(args):
     for item in args.opt_arg:
         name, sep, value = item.partition("=")
         if not sep or name not in known:
-            raise ValueError(f"--opt-arg {item!r}: expected NAME=VALUE with NAME one of "
-                             f"{', '.join(sorted(known))} for {type(opt).__name__}")
+            raise ArgumentError("opt_arg", item, f"NAME=VALUE with NAME one of "
+                                f"{', '.join(sorted(known))} for {type(opt).__name__}")
         config[name] = _value(value)
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        flags = {"learning_rate": "{learning_rate}", "momentum": "{momentum}",
+                 "nesterov": "{nesterov}"}
+        raise ArgumentError(unknown[0], config[unknown[0]],
+                            f"unset: {type(opt).__name__} ({args.optimizer}) takes no "
+                            f"{unknown[0]}",
+                            f"{args.optimizer} takes "
+                            + ", ".join(flags.get(k, f"--opt-arg {k}=...") for k in sorted(known)))
     return optim.deserialize({"class_name": type(opt).__name__, "config": {**known, **config}})
 
 
@@ -68,55 +138,212 @@ def _value(text):
         return text
 
 
-def run(args):
-    from .. import callbacks, datasets, set_random_seed
-    from ..parallel import get_comm
-
+def _check_combinations(args):
     if args.backup and not args.out:
-        raise ValueError("--backup needs --out DIR: the backup lives in DIR/backup, and a relaunch "
-                         "of the same command finds it there")
-    comm = get_comm()
-    verbose = int(args.verbose) if str(args.verbose).isdigit() else "auto"
-    set_random_seed(args.seed)
-    hidden = parse_hidden(args.hidden)
-    ds = load_data(args)
-    (x_tr, y_tr), (x_val, y_val), _ = datasets.train_val_test_split(
-        ds.x_train, ds.y_train, val_fraction=args.val_fraction, seed=args.seed,
-        stratify=ds.num_classes is not None)
-    out_dim = 1 if ds.y_train.ndim == 1 else ds.y_train.shape[1]
-    model = build_network(x_tr.shape[1], hidden, args.activation, args.dropout, ds.num_classes, out_dim, args.dtype)
-    loss = "sparse_categorical_crossentropy" if ds.num_classes else "mse"
-    metrics = ["accuracy"] if ds.num_classes else ["mae"]
-    model.compile(optimizer=_optimizer(args), loss=loss, metrics=metrics)
-    folder = run_folder(args.out) if comm.rank == 0 else (args.out or "")
+        raise ArgumentError("backup", True, "given with {out}",
+                            "the backup lives in <out>/backup, where a relaunch finds it: add "
+                            "{out} DIR")
+    if args.patience > 0 and args.val_fraction == 0:
+        raise ArgumentError("patience", args.patience, "0 when there is no validation set",
+                            "early stopping watches val_loss: give {val_fraction} > 0, or "
+                            "{patience} 0")
+
+
+def _check_memory(sizes, args, opt):
+    slots = len([k for k in opt.init(np.zeros(1)) if k != "step"])
+    need = training_bytes(sizes, args.batch_size, slots, args.dtype)
+    have = available_bytes()
+    if have is not None and need["total"] > have:
+        parts = ", ".join(f"{k.replace('_', ' ')} {human_bytes(v)}" for k, v in need.items()
+                          if k != "total")
+        raise ArgumentError("hidden", args.hidden,
+                            f"a network that fits in memory: training "
+                            f"{'-'.join(map(str, sizes))} at batch {args.batch_size} needs "
+                            f"{human_bytes(need['total'])} ({parts}; `gradfit memory "
+                            f"{' '.join(map(str, sizes))}`) and {human_bytes(have)} are available",
+                            "use smaller {hidden} widths or a smaller {batch_size}")
+
+
+def _settings(args) -> dict:
+    return {k: v for k, v in vars(args).items() if not k.startswith("_")}
+
+
+def _on_rank0(comm, fn):
+    """``fn()`` on rank 0; its error is raised on every rank (no rank is left waiting)."""
+    failure = None
+    result = None
     if comm.rank == 0:
-        model.summary()
-        write_json(os.path.join(folder, "config.json"), {
-            "command": "train", **{k: v for k, v in vars(args).items() if not k.startswith("_")},
-            "dataset": ds.name, "train_examples": len(x_tr), "validation_examples": len(x_val),
-            "test_examples": len(ds.x_test), "loss": loss, "metrics": metrics,
-            "optimizer": __import__("gradfit.optim", fromlist=["serialize"]).serialize(model.optimizer),
-            "model": model.get_config(), "mpi_ranks": comm.size})
-    cbs = [callbacks.CSVLogger(os.path.join(folder, "history.csv"))]
-    if args.patience > 0:
-        cbs.insert(0, callbacks.EarlyStopping(patience=args.patience, restore_best_weights=True))
-    if args.backup:
-        cbs.append(callbacks.BackupAndRestore(os.path.join(folder, "backup")))
-    history = model.fit(x_tr, y_tr, batch_size=args.batch_size, epochs=args.epochs,
-                        validation_data=(x_val, y_val), callbacks=cbs, verbose=verbose)
-    test = model.evaluate(ds.x_test, ds.y_test, batch_size=256, return_dict=True)
-    if comm.rank == 0:
-        model.save(os.path.join(folder, "model.gfm"))
-        write_json(os.path.join(folder, "results.json"), {
-            "epochs_run": len(history.history.get("loss", [])),
-            "test": test, "final": {k: v[-1] for k, v in history.history.items()}})
         try:
-            from ..plotting import plot_history
+            result = fn()
+        except ArgumentError as exc:
+            failure = exc
+    failure = comm.bcast_obj(failure, root=0) if comm.size > 1 else failure
+    if failure is not None:
+        raise failure
+    return comm.bcast_obj(result, root=0) if comm.size > 1 else result
+
+
+class _RunStart(Callback):
+    """Runs after `BackupAndRestore` restored a run (both ``run_last``): applies the learning
+    rate the resuming command asked for, then writes config.json, so that a resume refused
+    while restoring leaves config.json as it was."""
+
+    run_last = True
+
+    def __init__(self, write_config, learning_rate=None):
+        super().__init__()
+        self.write_config, self.learning_rate = write_config, learning_rate
+
+    def on_train_begin(self, logs=None):
+        if self.learning_rate is not None:
+            self.model.optimizer.learning_rate = self.learning_rate
+        self.write_config()
+
+
+def _resume_changes(folder, args, opt) -> tuple[dict, dict]:
+    """(saved config.json, {setting: [old, new]} that the resume changes, where it resumes);
+    an error for a setting that must match (see the module docstring)."""
+    config = read_json(os.path.join(folder, "config.json"))
+    if config is None:
+        raise ArgumentError("out", folder, "a run folder with its config.json",
+                            "the backup cannot be checked without it: start afresh with "
+                            "{overwrite}")
+    position = read_archive(os.path.join(folder, folders.BACKUP))[0]["training"]
+    epoch, step = position["epoch"], position["step"]
+    at = f"epoch {epoch + 1}" + (f", step {step + 1}" if step else "")
+    least = epoch + 1
+    if args.epochs < least:
+        raise ArgumentError("epochs", args.epochs, f"at least {least}: the backup resumes at {at}",
+                            f"give {{epochs}} {max(least, config.get('epochs', least))} or more")
+    new = _settings(args)
+    for key in RESUME_MUST_MATCH:
+        if key in config and config[key] != new.get(key):
+            raise ArgumentError(key, new.get(key), f"{literal(repr(config[key]))}, as in the run "
+                                "being resumed",
+                                f"resume with {{{key}}} {literal(config[key])}, or start afresh with "
+                                "{overwrite} (or another {out})")
+    changed = {k: [config.get(k), new[k]] for k in ("epochs", "patience", "verbose", "data_dir")
+               if k in config and config.get(k) != new[k]}
+    old_opt = config["optimizer_config"]["config"]
+    new_opt = optim.serialize(opt)["config"]
+    slots_old = sorted(optim.deserialize(config["optimizer_config"]).init(np.zeros(1)))
+    slots_new = sorted(opt.init(np.zeros(1)))
+    if slots_old != slots_new:
+        raise ArgumentError("optimizer", args.optimizer, "an optimizer with the backup's state "
+                            f"arrays {slots_old}", "resume with the optimizer settings of the "
+                            "run being resumed, or start afresh with {overwrite}")
+    changed.update({k: [old_opt.get(k), v] for k, v in new_opt.items() if old_opt.get(k) != v})
+    return config, changed, at
+
+
+def _resume_command(args, folder) -> str:
+    argv = [a for a in sys.argv[1:]] if sys.argv[1:2] == ["train"] else ["train"]
+    if "--backup" not in argv:
+        argv.append("--backup")
+    if not args.out:
+        argv += ["--out", folder]
+    return "gradfit " + shlex.join(argv)
+
+
+def run(args):
+    comm = get_comm()
+    verbose = int(args.verbose) if args.verbose != "auto" else "auto"
+    # 1. Everything checked before anything is printed or written.
+    _check_combinations(args)
+    hidden = parse_hidden(args.hidden)
+    opt = _optimizer(args)
+    set_random_seed(args.seed)
+    ds = load_data(args)
+    task = decide_task(ds.y_train, ds.y_test, args.task, args.num_classes, ds.source_rows, ds.source)
+    (x_tr, y_tr), (x_val, y_val), _ = train_val_test_split(
+        ds.x_train, ds.y_train, val_fraction=args.val_fraction, seed=args.seed,
+        stratify=task.kind == "classification" and ds.y_train.ndim == 1)
+    sizes = [x_tr.shape[1], *hidden, task.out_dim]
+    _check_memory(sizes, args, opt)
+    folder = args.out or (folders.default_folder() if comm.rank == 0 else None)
+    folder = comm.bcast_obj(folder, root=0) if comm.size > 1 else folder
+    lock = folders.RunLock(folder, "gradfit " + shlex.join(sys.argv[1:])) if comm.rank == 0 else None
+    mode = _on_rank0(comm, lambda: _lock_and_check(lock, folder, args))
+    try:
+        config, changed, at = None, {}, None
+        if mode == "resume":
+            config, changed, at = _on_rank0(comm, lambda: _resume_changes(folder, args, opt))
+        elif comm.rank == 0 and args.overwrite:
+            folders.clear(folder)
+        return _train(args, comm, verbose, folder, (mode, config, changed, at), ds, task, opt,
+                      (x_tr, y_tr), (x_val, y_val), sizes, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock_and_check(lock, folder, args) -> str:
+    """Check the folder, lock it, check it again (another run may have used it meanwhile)."""
+    folders.check_folder(folder, overwrite=args.overwrite, backup=args.backup)
+    lock.acquire()
+    try:
+        return folders.check_folder(folder, overwrite=args.overwrite, backup=args.backup)
+    except ArgumentError:
+        lock.release()
+        raise
+
+
+def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes, lock):
+    """Steps 2-4 of `run`, with the folder locked: announce, train, record the outcome.
+    ``resume``: (mode "start" / "resume", saved config, changed settings, where it resumes)."""
+    mode, config, changed, at = resume
+    chief = comm.rank == 0
+    model = build_network(sizes[0], sizes[1:-1], args.activation, args.dropout,
+                          task.num_classes, task.out_dim, args.dtype)
+    model.compile(optimizer=opt, loss=task.loss, metrics=list(task.metrics))
+    # 2. Say what will happen; the configuration is written once a resume is restored.
+    if chief:
+        model.summary()
+        print(f"Task: {task.describe()}")
+        if getattr(lock, "note", None):
+            print(f"Run folder: {lock.note}")
+        if mode == "resume":
+            said = "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            print(f"Run folder: {folder} (resuming at {at} from its backup"
+                  + (f"; changed: {said}" if said else "") + ")")
+        else:
+            print(f"Run folder: {folder}" + (" (replacing what it held)" if args.overwrite else ""))
+    record = {"command": "train", **_settings(args), "dataset": ds.name,
+              "decided_task": task.describe(),
+              "train_examples": len(train[0]), "validation_examples": len(val[0]),
+              "test_examples": len(ds.x_test), "loss": task.loss, "metrics": list(task.metrics),
+              "optimizer_config": optim.serialize(model.optimizer), "model": model.get_config(),
+              "mpi_ranks": comm.size, "resumes": []}
+    if mode == "resume":
+        record["resumes"] = config.get("resumes", []) + [
+            {"at": at, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "changed": {k: list(v) for k, v in changed.items()}}]
+
+    def write_config():
+        if chief:
+            write_json(os.path.join(folder, "config.json"), record)
+    # 3. Train: Ctrl-C / SIGTERM end the run after a whole step (gradfit.train.guard).
+    early = EarlyStopping(patience=args.patience, restore_best_weights=True) if args.patience else None
+    cbs = [c for c in (early, CSVLogger(os.path.join(folder, "history.csv"))) if c is not None]
+    cbs.append(BackupAndRestore(os.path.join(folder, "backup"),
+                                save_freq="epoch" if args.backup else False))
+    cbs.append(_RunStart(write_config, changed.get("learning_rate", [None, None])[1]))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a NaN stop is printed once, above
+        history = model.fit(train[0], train[1], batch_size=args.batch_size, epochs=args.epochs,
+                            validation_data=val, callbacks=cbs, verbose=verbose)
+        # 4. The outcome: the model (atomically), results.json, the figure, one final line.
+        outcome = read_outcome(model, history, early, probe=train[0][:256])
+        test = model.evaluate(ds.x_test, ds.y_test, batch_size=256, return_dict=True) \
+            if outcome.usable else None
+    if chief:
+        if outcome.usable:
+            model.save(os.path.join(folder, "model.gfm"))
+        write_json(os.path.join(folder, "results.json"), results(outcome, history.history, test))
+        if history.history.get("loss"):
             plot_history(history.history, os.path.join(folder, "history.png"),
-                         title=f"{ds.name}: {x_tr.shape[1]}-{'-'.join(map(str, hidden))}-{model.output_dim}")
-        except ImportError as exc:
-            print(f"(no plot: {exc})")
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in test.items())
-        print(f"Test ({len(ds.x_test)} examples): {summary}")
-        print(f"Run folder: {folder} (model.gfm, history.csv, history.png, config.json, results.json)")
-    return 0
+                         title=f"{ds.name}: {'-'.join(map(str, sizes))}",
+                         mark=outcome.kept_epoch, mark_label=outcome.kept_text())
+        resume = _resume_command(args, folder) if outcome.ended == "interrupted" else None
+        print(final_line(outcome, test, folder, resume))
+    return EXIT_STATUS[outcome.ended]

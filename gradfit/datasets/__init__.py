@@ -72,10 +72,11 @@ def load(name_or_path, *, test_fraction: float = 0.2, seed=0, data_dir=None,
     _, num_classes = as_labels_or_targets(y)
     labels = y if num_classes is not None and y.ndim == 1 else None
     train, _, test = split_indices(x.shape[0], 0.0, test_fraction, seed, stratify=labels)
-    return _dataset(x[train], y[train], x[test], y[test], stem, flatten)
+    return _dataset(x[train], y[train], x[test], y[test], stem, flatten,
+                    source_rows=(train, test), source=name)
 
 
-def _dataset(x_tr, y_tr, x_te, y_te, name, flatten) -> Dataset:
+def _dataset(x_tr, y_tr, x_te, y_te, name, flatten, source_rows=None, source=None) -> Dataset:
     if flatten:
         x_tr, x_te = x_tr.reshape(x_tr.shape[0], -1), x_te.reshape(x_te.shape[0], -1)
     if x_tr.shape[1:] != x_te.shape[1:]:
@@ -83,4 +84,5 @@ def _dataset(x_tr, y_tr, x_te, y_te, name, flatten) -> Dataset:
                            f"{x_te.shape[1:]} differ")
     k = [as_labels_or_targets(y)[1] for y in (y_tr, y_te)]
     num_classes = None if None in k else max(k)
-    return Dataset(x_tr, y_tr, x_te, y_te, num_classes, name)
+    return Dataset(x_tr, y_tr, x_te, y_te, num_classes, name, source_rows=source_rows,
+                   source=source)

@@ -14,11 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import SpelledError
 
-class DatasetError(ValueError):
+
+class DatasetError(SpelledError):
     """A dataset that cannot be read: missing offline, corrupt, wrong checksum, bad values.
 
-    The message names the file (and folder) concerned and what to do about it.
+    The message names the file (and folder) concerned and what to do about it; a ``fix`` that
+    names arguments writes them ``{x_key}`` (`gradfit.checks.SpelledError`), so that the
+    command line says ``--x-key``.
     """
 
 
@@ -41,6 +45,11 @@ class Dataset:
     num_classes: int | None
     name: str
     class_names: tuple[str, ...] | None = None
+    #: where each example came from, for messages: (rows of the train part, rows of the test
+    #: part) in the source, e.g. the rows of one .npz / .csv file that was split; None: the
+    #: arrays' own row numbers are the source's (MNIST's separate train and test files)
+    source_rows: tuple | None = None
+    source: str | None = None      # the file that was split, for messages
 
     @property
     def train(self) -> tuple[np.ndarray, np.ndarray]:

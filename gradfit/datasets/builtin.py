@@ -49,7 +49,8 @@ def digits(test_fraction: float = 0.2, seed: int = 0, flatten: bool = True,
     x = _images(bunch.images, 16.0, flatten, normalize)
     y = bunch.target.astype(np.int64)
     train, _, test = split_indices(y.shape[0], 0.0, test_fraction, seed=seed, stratify=y)
-    return Dataset(x[train], y[train], x[test], y[test], 10, "digits", DIGIT_CLASSES)
+    return Dataset(x[train], y[train], x[test], y[test], 10, "digits", DIGIT_CLASSES,
+                   source_rows=(train, test), source="scikit-learn's digits")
 
 
 def _idx_dataset(dataset: str, data_dir, download: bool, flatten: bool, normalize: bool,

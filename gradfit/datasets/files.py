@@ -46,8 +46,9 @@ def load_npz(path, x_key: str = "x", y_key: str | None = "y"):
             keys = list(f.keys())
             for k in (x_key, y_key):
                 if k is not None and k not in keys:
-                    raise DatasetError(f"{p}: no array {k!r}; the file holds {keys}: pass "
-                                       f"x_key=/y_key= naming the features and the targets")
+                    raise DatasetError(f"{p}: no array {k!r}; the file holds {keys}",
+                                       "name the features and the targets with {x_key} and "
+                                       "{y_key}")
             x = f[x_key]
             y = f[y_key] if y_key is not None else None
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -114,9 +115,9 @@ def load_csv(path, label_column: int | str | None = -1, header="auto", delimiter
             for col, field in enumerate(row, 1):
                 if not _is_number(field):
                     raise DatasetError(f"{p}, line {line}, column {col}: {field!r} is not a "
-                                       f"number; every field must be numeric"
-                                       + (" (pass header=True if line 1 is a header)"
-                                          if line == numbered[0][0] else "")) from None
+                                       f"number; every field must be numeric",
+                                       "set {header} to True if line 1 is a header"
+                                       if line == numbered[0][0] else None) from None
         raise
     bad = ~np.isfinite(data)
     if bad.any():
@@ -135,15 +136,15 @@ def _column_index(label_column, names, width: int, p: Path) -> int:
     if isinstance(label_column, str):
         if names is None or label_column not in names:
             raise DatasetError(f"{p}: no column named {label_column!r}; "
-                               + (f"the header has {names}" if names else "the file has no header")
-                               + "; pass label_column as a name or an index")
+                               + (f"the header has {names}" if names else "the file has no header"),
+                               "give {label_column} as a name or an index")
         return names.index(label_column)
     if isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer)):
         raise TypeError(f"label_column must be an int, a column name or None, got {label_column!r}")
     if not -width <= label_column < width:
-        raise DatasetError(f"{p}: label_column={label_column} is out of range for {width} "
-                           f"columns (use -{width}..{width - 1})")
+        raise DatasetError(f"{p}: label column {label_column} is out of range for {width} "
+                           f"columns", f"give {{label_column}} in -{width}..{width - 1}")
     if width < 2:
-        raise DatasetError(f"{p}: a single column cannot hold both features and a label; "
-                           f"pass label_column=None to load features only")
+        raise DatasetError(f"{p}: a single column cannot hold both features and a label",
+                           "add the label column to the file")
     return int(label_column) % width
