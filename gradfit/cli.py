@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .checks import SpelledError
 from .commands.types import flag_spelling
+from .parallel.comm import launched_by_mpi
+from .parallel.guard import GUARDED
 
 
 def _lazy(module: str):
@@ -71,5 +74,18 @@ def main(argv=None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The ``gradfit`` program (console script and ``python -m gradfit``).
+
+    Under a plain ``mpiexec -n N gradfit ...`` each rank re-executes itself under the per-rank
+    guard (`gradfit.parallel.guard`), its parent process, so that a rank killed by a signal
+    (SIGKILL, the OOM killer) is named, as under ``python -m gradfit.parallel.launch``."""
+    if launched_by_mpi() and not os.environ.get(GUARDED) and sys.platform.startswith("linux"):
+        os.environ[GUARDED] = "1"
+        os.execv(sys.executable, [sys.executable, "-m", "gradfit.parallel.guard",
+                                  sys.executable, "-m", "gradfit", *sys.argv[1:]])
     raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -80,9 +80,24 @@ def test_training_rows(quick_results):
 
 def test_report_text(quick_results):
     text = bench.format_report(quick_results)
-    for needle in ("BLAS (numpy)", "(a) matrix product", "(b) training", "(c) optimizer",
-                   "Targets of issue #8", "GB/s"):
-        assert needle in text
+    order = ["BLAS (numpy)", "(a) matrix product", "(b) training", "(c) optimizer", "GB/s",
+             "Speed targets, docs/speed.md"]
+    positions = [text.index(needle) for needle in order]
+    assert positions == sorted(positions), "sections print in the order of their letters"
+    assert "issue #" not in text
+
+
+def test_a_contender_that_is_not_installed_is_a_row_saying_so(monkeypatch):
+    from gradfit.bench import training
+    monkeypatch.setattr(training, "_importable", lambda name: False)
+    rows = training.run_training(1, None, frameworks=("gradfit", "torch", "keras"), quick=True,
+                                 batches=(2,))
+    missing = [r for r in rows if r["framework"] in ("torch", "keras")]
+    assert {r["framework"] for r in missing} == {"torch", "keras"}
+    assert all("not installed: pip install" in r["error"] for r in missing)
+    text = bench.format_report({"started": "now", "seconds": 0.0, "training": rows,
+                                "environment": bench.environment(1)})
+    assert "torch" in text and "error: ImportError: not installed: pip install torch==2.13.0" in text
 
 
 def test_naive_matmul_is_a_matmul():
@@ -165,3 +180,24 @@ def test_benchmark_scripts_run(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert "2 runs" in out and "lecture net, batch 8" in out
     assert len(list(tmp_path.glob("run*-1threads.json"))) == 2
+
+
+@pytest.mark.mpi
+def test_mpiexec_forms_benchmark_runs():
+    """benchmarks/mpiexec_forms.py (plain mpiexec against the launcher), as a smoke run: every
+    form trains and reports a time per step; the speed itself is for docs/parallel.md."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import clean_mpi_env
+    from gradfit.parallel import launch
+    if launch.find_mpiexec(required=False) is None:
+        pytest.skip("mpiexec not found (pip install 'gradfit[mpi]')")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "mpiexec_forms.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600, env=clean_mpi_env())
+    assert proc.returncode == 0, proc.stderr
+    for form in ("plain mpiexec -n 2", "launcher -n 2", "1 process"):
+        assert form in proc.stdout
+    assert "plain / launcher (median ms/step):" in proc.stdout

@@ -267,3 +267,32 @@ def test_train_on_batch_under_mpiexec_keeps_the_ranks_equal(tmp_path, n):
     assert relerr(ref["params"], ranks[0]["params"]) <= TOL64
     assert relerr(ref["losses"], ranks[0]["losses"]) <= TOL64
     assert not np.allclose(ref["losses"][:, 0], ref["losses"][0, 0])
+
+
+def test_plain_mpiexec_sets_threads_per_rank_and_names_a_killed_rank(tmp_path):
+    """The README's `mpiexec -n 2 gradfit train`, with no thread variable set: each rank takes
+    its share of the CPUs (not all of them), and a rank killed by SIGKILL is named by its guard."""
+    need_mpi()
+    env = {k: v for k, v in clean_mpi_env().items() if k not in launch.THREAD_VARS}
+    cmd = launch.mpiexec_command(2, [sys.executable, "-m", "gradfit", "train", "--data", "digits",
+                                     "--hidden", "400,400", "--epochs", "200", "--patience", "0",
+                                     "--out", "run", "--verbose", "2"])
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Epoch 1/"):
+                break
+        text = "".join(lines)
+        cpus = len(os.sched_getaffinity(0))
+        assert f"{max(1, cpus // 2)} thread(s) per rank ({cpus} CPUs / 2 ranks on a node" in text, text
+        pid = int(re.search(r"rank 1 pid (\d+)@", text).group(1))
+        os.kill(pid, signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert f"gradfit: rank 1 (pid {pid} on " in rest and "SIGKILL" in rest, rest

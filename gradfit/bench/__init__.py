@@ -85,14 +85,14 @@ def _run_sections(quick, threads, frameworks, sections, profile, log, networks=N
         out["matmul"] = run_matmul(quick)
         matmul_rate = next(r["gflops"] for r in out["matmul"] if "numpy" in r["name"]
                            and "float32" in r["name"])
-    if "optimizer" in sections:
-        log("(c) optimizer step ...")
-        out["optimizer_step"] = run_optstep(20_000 if quick else LECTURE_PARAMETERS, threads, quick,
-                                            optimizers)
     if "training" in sections:
         log("(b) training throughput ...")
         out["training"] = run_training(threads, matmul_rate, frameworks, quick,
                                        networks=networks)
+    if "optimizer" in sections:
+        log("(c) optimizer step ...")
+        out["optimizer_step"] = run_optstep(20_000 if quick else LECTURE_PARAMETERS, threads, quick,
+                                            optimizers, torch="torch" in frameworks)
     if profile and not quick:
         from .profile import profile_step
         sizes, kind = NETWORKS["lecture"]
@@ -171,19 +171,6 @@ def format_report(res: dict) -> str:
         for r in res["matmul"]:
             lines.append(f"  {r['name']:<44}{'x'.join(map(str, r['shape'])):>20}"
                          f"{r['seconds']:>12.4g}{r['gflops']:>10.3g}")
-    if "optimizer_step" in res:
-        o = res["optimizer_step"]
-        lines += ["", f"(c) optimizer step on {o['parameters']:,} float32 parameters "
-                      f"(bytes = arrays read + written)"]
-        for c in o["copy"]:
-            lines.append(f"  copy bandwidth: {c['name']:<40}{c['gbps']:>8.1f} GB/s")
-        lines.append(f"  {'optimizer':<28}{'path':<26}{'ms':>9}{'GB/s':>8}")
-        for r in o["steps"]:
-            if "error" in r:
-                lines.append(f"  {r['optimizer']:<28}{r['path']:<26}  error: {r['error']}")
-            else:
-                lines.append(f"  {r['optimizer']:<28}{r['path']:<26}{r['seconds'] * 1e3:>9.3f}"
-                             f"{r['gbps']:>8.1f}")
     if "training" in res:
         lines += ["", "(b) training throughput, Adam, float32 (GFLOP/s = 6 P B / step time)",
                   f"  {'network':<20}{'batch':>6}  {'framework':<36}{'samples/s':>11}"
@@ -197,6 +184,20 @@ def format_report(res: dict) -> str:
             lines.append(f"  {net:<20}{r['batch']:>6}  {r['framework']:<36}"
                          f"{r['samples_per_s']:>11,.0f}{r['gflops']:>9.2f}"
                          f"{'' if frac is None else f'{100 * frac:.1f}%':>10}")
+    if "optimizer_step" in res:
+        o = res["optimizer_step"]
+        lines += ["", f"(c) optimizer step on {o['parameters']:,} float32 parameters "
+                      f"(bytes = arrays read + written)"]
+        for c in o["copy"]:
+            lines.append(f"  copy bandwidth: {c['name']:<40}{c['gbps']:>8.1f} GB/s")
+        lines.append(f"  {'optimizer':<28}{'path':<26}{'ms':>9}{'GB/s':>8}")
+        for r in o["steps"]:
+            if "error" in r:
+                lines.append(f"  {r['optimizer']:<28}{r['path']:<26}  error: {r['error']}")
+            else:
+                lines.append(f"  {r['optimizer']:<28}{r['path']:<26}{r['seconds'] * 1e3:>9.3f}"
+                             f"{r['gbps']:>8.1f}")
+    if "training" in res or "optimizer_step" in res:
         lines += [""] + format_targets(res)
     if res.get("profile"):
         from .profile import format_profile
@@ -209,7 +210,7 @@ def _fmt_load(load):
 
 
 def targets(res: dict) -> list[dict]:
-    """The targets of issue #8 as ratios measured in this run (None when not measured)."""
+    """The speed targets (docs/speed.md) as ratios measured in this run (None when not measured)."""
     rows = {(r["network"], r["batch"], r["framework"].split()[0] + (
         " step" if r["framework"].endswith("step") else "")): r
         for r in res.get("training", []) if "error" not in r}
@@ -242,7 +243,7 @@ def targets(res: dict) -> list[dict]:
 
 
 def format_targets(res: dict) -> list[str]:
-    lines = ["Targets of issue #8 (gradfit = train_on_batch):"]
+    lines = ["Speed targets, docs/speed.md (gradfit = train_on_batch):"]
     for t in targets(res):
         v = "not measured" if t["value"] is None else f"{t['value']:.2f}"
         mark = {True: "met", False: "NOT met", None: ""}[t["met"]]

@@ -90,11 +90,12 @@ def gradfit_step(name: str, n: int, fused: bool):
 
 def torch_adam_steps(n: int, threads: int, foreach: bool = True):
     """({label: step}, {label: error}) for ``torch.optim.Adam`` on one float32 tensor of
-    ``n`` values: ``fused=True`` and (optionally) ``foreach=True``; ({}, {}) without torch."""
+    ``n`` values: ``fused=True`` and (optionally) ``foreach=True``; without torch an error row
+    says so."""
     try:
         import torch
     except ImportError:
-        return {}, {}
+        return {}, {"torch Adam(fused=True)": "not installed: pip install torch==2.13.0"}
     torch.set_num_threads(threads)
     p = torch.zeros(n, requires_grad=True)
     p.grad = torch.randn(n) * 1e-2
@@ -109,7 +110,7 @@ def torch_adam_steps(n: int, threads: int, foreach: bool = True):
     return steps, errors
 
 
-def run_optstep(n: int, threads: int, quick: bool = False, optimizers=None) -> dict:
+def run_optstep(n: int, threads: int, quick: bool = False, optimizers=None, torch=True) -> dict:
     """Section (c): copy bandwidth, then every optimizer numpy vs fused, then torch's Adam.
 
     Each optimizer's numpy and fused paths are timed in turns (`time_interleaved`); Adam's
@@ -128,7 +129,7 @@ def run_optstep(n: int, threads: int, quick: bool = False, optimizers=None) -> d
             steps[row["path"]] = step
             meta[row["path"]] = (row, refresh)
         torch_rows = []
-        if name == "adam":
+        if name == "adam" and torch:
             tsteps, terrors = torch_adam_steps(n, threads, foreach=not quick)
             steps.update(tsteps)
             for label in tsteps:

@@ -220,10 +220,13 @@ def _candidates(sizes, kind, batch, threads, frameworks):
             out += [(label, (lambda f=f: f)) for label, f in steps.items()]
         except Exception as exc:  # noqa: BLE001 - reported as a row
             out.append(("gradfit", _raiser(exc)))
-    if "torch" in frameworks and _importable("torch"):
-        import torch
-        out.append((f"torch {torch.__version__} Adam(fused=True)",
-                    lambda: torch_step(sizes, kind, batch, threads)))
+    if "torch" in frameworks:
+        if _importable("torch"):
+            import torch
+            out.append((f"torch {torch.__version__} Adam(fused=True)",
+                        lambda: torch_step(sizes, kind, batch, threads)))
+        else:
+            out.append(("torch", _raiser(ImportError("not installed: pip install torch==2.13.0"))))
     if gpu_available():
         out.append(("gradfit cupy (GPU)", lambda: gradfit_gpu_step(sizes, kind, batch)))
         if "torch" in frameworks and _importable("torch"):
@@ -231,7 +234,10 @@ def _candidates(sizes, kind, batch, threads, frameworks):
             if torch.cuda.is_available():
                 out.append((f"torch {torch.__version__} CUDA Adam(fused=True)",
                             lambda: torch_cuda_step(sizes, kind, batch)))
-    if "keras" in frameworks and _importable("keras"):
+    if "keras" in frameworks:
+        if not _importable("keras"):
+            out.append(("keras", _raiser(ImportError("not installed: pip install 'keras>=3'"))))
+            return out
         try:
             step, label = keras_step(sizes, kind, batch)
             out.append((label, lambda s=step: s))

@@ -17,6 +17,8 @@ import subprocess
 import sys
 
 RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
+#: set in the guarded child's environment
+GUARDED = "GRADFIT_GUARDED"
 
 
 def _die_with_parent():
@@ -33,7 +35,8 @@ def main(argv=None) -> int:
         return 2
     rank = next((os.environ[v] for v in RANK_VARS if v in os.environ), "?")
     keep = [int(os.environ["PMI_FD"])] if os.environ.get("PMI_FD", "").isdigit() else []
-    child = subprocess.Popen(cmd, pass_fds=keep, preexec_fn=_die_with_parent)
+    env = {**os.environ, GUARDED: "1"}   # the child does not guard itself again (cli.entry)
+    child = subprocess.Popen(cmd, pass_fds=keep, preexec_fn=_die_with_parent, env=env)
     forwarded = []
 
     def forward(signum, _frame):

@@ -33,7 +33,7 @@ import sys
 import threading
 from pathlib import Path
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+from .comm import THREAD_VARS
 
 
 def find_mpiexec(required: bool = True):
