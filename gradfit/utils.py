@@ -55,5 +55,5 @@ def check_finite(name: str, a) -> None:
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
             f"{name} contains {int(bad.sum())} NaN or inf value(s), the first at index {first} "
-            f"(value {a[first].item()!r}); clean or impute the data before training"
+            f"(value {a[first].item()!r}); clean or impute those values"
         )

@@ -1,7 +1,15 @@
 """`gradfit predict MODEL --input FILE --output preds.csv`: predictions of a saved model."""
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
+
+from ..checks import ArgumentError, literal
+from ..datasets import load_csv, load_npz
+from ..models import load_model
+from .types import integer
 
 
 def add_arguments(p):
@@ -9,11 +17,13 @@ def add_arguments(p):
     p.add_argument("--input", required=True,
                    help="examples: a .npy array (n, features), a .npz (key x) or a .csv without labels")
     p.add_argument("--output", default="-", help="CSV file for the predictions (default: standard output)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=integer(1), default=256)
 
 
 def _read(path):
-    from ..datasets import load_csv, load_npz
+    if not os.path.isfile(path):
+        raise ArgumentError("input", path, "an existing file",
+                            f"there is no such file (working directory: {literal(os.getcwd())})")
     if path.endswith(".npy"):
         return np.load(path, allow_pickle=False)
     if path.endswith(".npz"):
@@ -24,8 +34,10 @@ def _read(path):
 
 
 def run(args):
-    import sys
-    from .. import load_model
+    folder = os.path.dirname(os.path.abspath(args.output)) if args.output != "-" else None
+    if folder is not None and not os.path.isdir(folder):
+        raise ArgumentError("output", args.output, "a file in an existing folder",
+                            f"create {literal(folder)} first, or choose another {{output}}")
     model = load_model(args.model)
     x = _read(args.input)
     y = model.predict(x.reshape(len(x), -1), batch_size=args.batch_size)
