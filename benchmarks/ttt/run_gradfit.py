@@ -79,7 +79,9 @@ def build(recipe, n_in, n_out, seed):
     layers += [gradfit.Dense(h, activation=recipe.activation, kernel_initializer=recipe.init)
                for h in recipe.hidden]
     layers.append(gradfit.Dense(n_out, kernel_initializer=recipe.init))    # logits
-    return gradfit.Sequential(layers)
+    model = gradfit.Sequential(layers)
+    model.build((None, n_in))    # draw the weights now, right after the seed (else: at first use)
+    return model
 
 
 def run(workload, recipe, seed, threads, clock) -> dict:

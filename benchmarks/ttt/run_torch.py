@@ -7,8 +7,8 @@
 * ``torch.set_num_threads(threads)``, ``set_num_interop_threads(1)`` (nothing runs concurrently).
 * Adam/AdamW: ``fused=True`` or ``foreach=True``, whichever is faster here: both are timed in the
   warm-up (30 steps each, best of 3 rounds) and the faster one is used; both times are recorded.
-* The learning rate decays per step by ``LinearLR`` / ``CosineAnnealingLR`` stepped after each
-  update (the recipe's formula, ``Recipe.lr_at``).
+* The learning rate decays per step by ``LinearLR`` (linear) or ``LambdaLR`` of the recipe's
+  cosine (``CosineAnnealingLR`` would rise again after ``T_max``), stepped after each update.
 * Evaluation: ``torch.inference_mode()``, the whole evaluation split in one forward pass.
 * ``zero_grad(set_to_none=True)`` (the default), ``F.cross_entropy`` on logits.
 
@@ -63,8 +63,9 @@ def make_scheduler(recipe, opt, steps_per_epoch):
     if recipe.schedule == "linear":
         return torch.optim.lr_scheduler.LinearLR(opt, 1.0, recipe.end_fraction, total_iters=n)
     if recipe.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=n, eta_min=recipe.learning_rate * recipe.end_fraction)
+        # CosineAnnealingLR would climb back up after T_max; the recipe holds the end rate
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: recipe.lr_at(i, steps_per_epoch) / recipe.learning_rate)
     return None
 
 
