@@ -99,6 +99,9 @@ def single(args) -> dict:
     if args.recipe == "best" and args.framework != "gradfit":
         raise SystemExit("--recipe best is gradfit's own recipe; compare other frameworks with same")
     wl = workloads.load(args.workload)
+    if recipe.batch_size > len(wl.x_train):
+        raise SystemExit(f"batch_size {recipe.batch_size} is larger than the {len(wl.x_train)} "
+                         f"training examples of {args.workload}; use a smaller batch")
     target = wl.target if args.target is None else args.target
     if args.framework == "gradfit":
         from ttt import run_gradfit as runner

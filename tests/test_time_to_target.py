@@ -195,3 +195,39 @@ def test_driver_runs_interleaved_and_resumes(tmp_path):
     assert "torch:same / gradfit:same" in first.stdout
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.stdout.count("skipped") == 4 and len(out.read_text().splitlines()) == 4
+
+
+# -- the recipe search ---------------------------------------------------------------------------
+SEARCH = ROOT / "benchmarks" / "search_recipe.py"
+
+
+def test_search_candidates_are_drawn_reproducibly_and_include_the_same_recipe():
+    def ids(seed):
+        out = subprocess.run([sys.executable, str(SEARCH), "--dry-run", "--candidates", "6",
+                              "--search-seed", str(seed)], capture_output=True, text=True, check=True)
+        return [ln.split()[0] for ln in out.stdout.splitlines()]
+    first = ids(0)
+    assert first == ids(0) and first != ids(1)
+    assert len(first) == 7 and first[0] == ids(1)[0]          # {} = "same" comes first
+
+
+@pytest.mark.slow
+def test_search_writes_the_best_recipe_and_resumes(tmp_path):
+    out, best = tmp_path / "search.jsonl", tmp_path / "best.json"
+    cmd = [sys.executable, str(SEARCH), "--workload", "digits", "--candidates", "2", "--top", "2",
+           "--seeds", "0,1", "--threads", "1", "--max-epochs", "6", "--out", str(out),
+           "--best-out", str(best)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    runs = [json.loads(ln) for ln in out.read_text().splitlines()]
+    chosen = json.loads(best.read_text())
+    winners = [r for r in runs if r["id"] == chosen["runs"][0]["id"]]
+    assert sorted(r["seed"] for r in winners) == [0, 1] and all(r["reached"] for r in winners)
+    ranked = [r for r in runs if r["seed"] == 1 and r["reached"]]   # seed 1: the top ones only
+    medians = {r["id"]: (r["seconds"] + next(q["seconds"] for q in runs if q["id"] == r["id"]
+                                              and q["seed"] == 0)) / 2 for r in ranked}
+    assert chosen["median_seconds"] == pytest.approx(min(medians.values()))
+    assert recipes.from_dict(chosen["recipe"]).name == "best"
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and len(out.read_text().splitlines()) == len(runs)

@@ -94,7 +94,8 @@ def run(workload, recipe, seed, threads, clock) -> dict:
     initial = model.get_weights()
     b = recipe.batch_size
     for k in range(3):                           # warm-up on the model itself (see docstring)
-        model.train_on_batch(x[k * b:(k + 1) * b], y[k * b:(k + 1) * b])
+        rows = (np.arange(b) + k * b) % len(x)
+        model.train_on_batch(x[rows], y[rows])
     model.predict(workload.x_eval, batch_size=len(workload.x_eval))
     model.set_weights(initial)
     model.compile(optimizer=optimizer(recipe, steps), loss=loss)

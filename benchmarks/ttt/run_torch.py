@@ -5,8 +5,9 @@
   collation, no per-batch numpy conversion.  Equal-size batches (``n // B`` per epoch, the
   remainder sits the epoch out, different rows each epoch), as gradfit's fit.
 * ``torch.set_num_threads(threads)``, ``set_num_interop_threads(1)`` (nothing runs concurrently).
-* Adam/AdamW: ``fused=True`` or ``foreach=True``, whichever is faster here: both are timed in the
-  warm-up (30 steps each, best of 3 rounds) and the faster one is used; both times are recorded.
+* The optimizer kernel: ``fused=True`` or ``foreach=True``, whichever is faster here: both are
+  timed in the warm-up (best of 3 rounds of 30 steps, taking turns) and the faster one is used;
+  both times are recorded.
 * The learning rate decays per step by ``LinearLR`` (linear) or ``LambdaLR`` of the recipe's
   cosine (``CosineAnnealingLR`` would rise again after ``T_max``), stepped after each update.
 * Evaluation: ``torch.inference_mode()``, the whole evaluation split in one forward pass.
@@ -78,16 +79,27 @@ def train_step(model, opt, sched, xb, yb):
         sched.step()
 
 
-def _time_impl(model, recipe, impl, x, y, b, steps=30, rounds=3):
-    opt = make_optimizer(recipe, model.parameters(), impl)
-    best = float("inf")
+def time_impls(model, recipe, impls, x, y, b, steps=30, rounds=3) -> dict:
+    """Seconds per training step with each optimizer kernel: best of ``rounds`` rounds of
+    ``steps`` steps, the kernels taking turns in every round (so none is always timed first,
+    on a cold machine).  A kernel this torch build lacks for the optimizer reports why."""
+    opts, best = {}, {}
+    for impl in impls:
+        try:
+            opts[impl] = make_optimizer(recipe, model.parameters(), impl)
+            train_step(model, opts[impl], None, x[:b], y[:b])     # fails here if unsupported
+            best[impl] = float("inf")
+        except (RuntimeError, TypeError) as exc:
+            best[impl] = f"unavailable: {exc}"
+            opts.pop(impl, None)
     for _ in range(rounds):
-        t = time.perf_counter()
-        for k in range(steps):
-            s = (k * b) % (len(x) - b)
-            train_step(model, opt, None, x[s:s + b], y[s:s + b])
-        best = min(best, time.perf_counter() - t)
-    return best / steps
+        for impl, opt in opts.items():
+            t = time.perf_counter()
+            for k in range(steps):
+                rows = (torch.arange(b) + k * b) % len(x)
+                train_step(model, opt, None, x[rows], y[rows])
+            best[impl] = min(best[impl], (time.perf_counter() - t) / steps)
+    return best
 
 
 def run(workload, recipe, seed, threads, clock, impl="auto") -> dict:
@@ -112,12 +124,7 @@ def run(workload, recipe, seed, threads, clock, impl="auto") -> dict:
         model.train()
         return acc
 
-    timings = {}
-    for choice in (("fused", "foreach") if impl == "auto" else (impl,)):
-        try:
-            timings[choice] = _time_impl(model, recipe, choice, x, y, b)
-        except (RuntimeError, TypeError) as exc:   # a kernel this build lacks for this optimizer
-            timings[choice] = f"unavailable: {exc}"
+    timings = time_impls(model, recipe, ("fused", "foreach") if impl == "auto" else (impl,), x, y, b)
     usable = {k: v for k, v in timings.items() if isinstance(v, float)}
     if not usable:
         raise SystemExit(f"no usable torch optimizer implementation: {timings}")
