@@ -46,11 +46,6 @@ def child_env(framework: str, threads: int) -> dict:
     return env
 
 
-def key(rec: dict) -> tuple:
-    return (rec["framework"], rec["recipe"]["name"], rec["seed"], rec["workload"]["name"],
-            rec["target"], rec["threads"])
-
-
 def load_done(path: Path) -> list[dict]:
     if not path.exists():
         return []

@@ -1,4 +1,4 @@
-"""The next global batch size from the gradient noise scale, and the learning rate that goes with it.
+"""The next global batch size from the gradient noise scale, and the learning rate to go with it.
 
 Pure logic, no training: a stream of B_noise estimates (``NoiseScaleEstimator.b_simple``, or the
 ``GradientNoiseScale`` callback's ``b_simple``) goes in, the batch size for the next steps and a
