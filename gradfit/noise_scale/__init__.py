@@ -7,10 +7,13 @@
   one-batch unbiased estimates.
 * ``critical``: fit (S/S_min - 1)(E/E_min - 1) = 1 to a batch-size sweep; B_crit = E_min/S_min.
 * ``plots``: the frontier and B_simple over training (PNG, matplotlib imported lazily).
+* ``batch_controller``: the next global batch size and learning-rate factor from a stream of
+  B_noise estimates (for ``batch_size="auto"``), pure logic.
 
 The callback ``gradfit.callbacks.gradient_noise_scale.GradientNoiseScale`` uses these during
 training.
 """
+from gradfit.noise_scale.batch_controller import BatchSizeController, check_auto_batch_options
 from gradfit.noise_scale.critical import b_crit, fit_steps_examples, frontier
 from gradfit.noise_scale.estimator import NoiseScaleEstimator, two_batch_estimates
 from gradfit.noise_scale.per_example import (
@@ -28,4 +31,5 @@ __all__ = [
     "b_simple_exact",
     "fit_steps_examples", "b_crit", "frontier",
     "plot_frontier", "plot_b_simple",
+    "BatchSizeController", "check_auto_batch_options",
 ]

@@ -1,0 +1,113 @@
+"""gradfit's run: the public API only (Sequential, compile, fit, a callback that evaluates at
+every epoch end and stops at the target).
+
+Warm-up (outside the clock): 3 ``train_on_batch`` steps and one ``predict`` of the evaluation
+split on the model itself (BLAS threads started, numba's fused optimizer kernels loaded from
+their cache, buffers allocated), then the initial weights are put back, the model is compiled
+again (a fresh optimizer state at step 0) and the seed is set again, so the timed run starts
+exactly where an unwarmed one would.  The clock starts in the callback's ``on_train_begin``,
+after ``fit`` has checked its inputs, and stops inside ``on_epoch_end``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import gradfit
+from gradfit.callbacks import Callback
+from gradfit.optimizers import schedules
+
+from .clock import accuracy_of
+
+
+class LinearDecay(schedules.LearningRateSchedule):
+    """LOCAL STAND-IN until ``gradfit.optimizers.schedules.PolynomialDecay`` lands (issue 14):
+    Keras's ``PolynomialDecay(initial_learning_rate, decay_steps, end_learning_rate, power=1)``,
+    ``lr_i = (lr_0 - lr_end) * (1 - min(i, N) / N) + lr_end`` for update ``i`` (0-based)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.end_learning_rate = float(end_learning_rate)
+        self._config = {"initial_learning_rate": initial_learning_rate,
+                        "decay_steps": decay_steps, "end_learning_rate": end_learning_rate}
+
+    def __call__(self, step):
+        p = min(int(step), self.decay_steps) / self.decay_steps
+        return (self.initial_learning_rate - self.end_learning_rate) * (1.0 - p) + self.end_learning_rate
+
+
+class StopAtTarget(Callback):
+    """Starts the clock at ``on_train_begin``; at every epoch end evaluates the evaluation split
+    inside the clock and stops training once the target is reached."""
+
+    def __init__(self, clock, x_eval, y_eval):
+        super().__init__()
+        self.clock, self.x_eval, self.y_eval = clock, x_eval, y_eval
+
+    def on_train_begin(self, logs=None):
+        self.clock.start()
+
+    def on_epoch_end(self, epoch, logs=None):
+        def accuracy():
+            return accuracy_of(self.model.predict(self.x_eval, batch_size=len(self.x_eval)), self.y_eval)
+        if self.clock.epoch_end(epoch, accuracy):
+            self.model.stop_training = True
+
+
+def learning_rate(recipe, steps_per_epoch):
+    lr, n = recipe.learning_rate, recipe.decay_steps(steps_per_epoch)
+    if recipe.schedule == "linear":
+        return LinearDecay(lr, n, lr * recipe.end_fraction)
+    if recipe.schedule == "cosine":
+        return schedules.CosineDecay(lr, n, alpha=recipe.end_fraction)
+    return lr
+
+
+def optimizer(recipe, steps_per_epoch):
+    lr = learning_rate(recipe, steps_per_epoch)
+    if recipe.optimizer == "adam":
+        return gradfit.optimizers.Adam(lr, recipe.beta_1, recipe.beta_2, recipe.epsilon)
+    if recipe.optimizer == "adamw":
+        return gradfit.optimizers.AdamW(lr, recipe.weight_decay, recipe.beta_1, recipe.beta_2,
+                                        recipe.epsilon)
+    return gradfit.optimizers.SGD(lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+
+
+def build(recipe, n_in, n_out, seed):
+    gradfit.set_random_seed(seed)
+    layers = [gradfit.Input(shape=(n_in,))]
+    layers += [gradfit.Dense(h, activation=recipe.activation, kernel_initializer=recipe.init)
+               for h in recipe.hidden]
+    layers.append(gradfit.Dense(n_out, kernel_initializer=recipe.init))    # logits
+    model = gradfit.Sequential(layers)
+    model.build((None, n_in))    # draw the weights now, right after the seed (else: at first use)
+    return model
+
+
+def run(workload, recipe, seed, threads, clock) -> dict:
+    gradfit.set_num_threads(threads)
+    x, y = workload.x_train, workload.y_train
+    steps = len(x) // recipe.batch_size          # fit's equal-size batches (drop_remainder)
+    loss = gradfit.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model = build(recipe, x.shape[1], 10, seed)
+    model.compile(optimizer=optimizer(recipe, steps), loss=loss)
+    initial = model.get_weights()
+    b = recipe.batch_size
+    for k in range(3):                           # warm-up on the model itself (see docstring)
+        rows = (np.arange(b) + k * b) % len(x)
+        model.train_on_batch(x[rows], y[rows])
+    model.predict(workload.x_eval, batch_size=len(workload.x_eval))
+    model.set_weights(initial)
+    model.compile(optimizer=optimizer(recipe, steps), loss=loss)
+    gradfit.set_random_seed(seed)
+
+    cb = StopAtTarget(clock, workload.x_eval, workload.y_eval)
+    model.fit(x, y, batch_size=b, epochs=recipe.max_epochs, shuffle=True, verbose=0, callbacks=[cb])
+    test = None
+    if workload.x_test is not None:
+        test = accuracy_of(model.predict(workload.x_test, batch_size=len(workload.x_test)),
+                           workload.y_test)
+    return {"steps_per_epoch": steps, "test_accuracy_after": test,
+            "impl": {"optimizer": type(model.optimizer).__name__,
+                     "fused": bool(getattr(model.optimizer, "fused", False)),
+                     "blas_threads": threads, "dtype": str(np.dtype(model.dtype))}}

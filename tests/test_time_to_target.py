@@ -1,0 +1,231 @@
+"""benchmarks/time_to_target.py (issue 18): the schedules each framework uses follow the recipe
+(checked against torch's and Keras's own schedulers), the warm-up leaves the timed run where an
+unwarmed one starts, the clock stops at the first evaluation at the target, the AlgoPerf split
+and normalization, and the driver end to end (offline: the digits workload)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ttt import clock, driver, recipes, run_gradfit, workloads  # noqa: E402
+from ttt.recipes import Recipe  # noqa: E402
+
+SCRIPT = ROOT / "benchmarks" / "time_to_target.py"
+
+
+# -- the recipe's learning rate, in every framework ----------------------------------------------
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_schedules_follow_the_recipe_in_gradfit_torch_and_keras(schedule):
+    import keras
+    import torch
+    from ttt import run_keras, run_torch
+    recipe = Recipe(schedule=schedule, learning_rate=2e-3, decay_epochs=2, end_fraction=0.02)
+    steps_per_epoch = 7                                       # decay over 14 steps, then held
+    expected = [recipe.lr_at(i, steps_per_epoch) for i in range(20)]
+    assert expected[0] == 2e-3 and expected[-1] == pytest.approx(4e-5)
+
+    gf = run_gradfit.learning_rate(recipe, steps_per_epoch)
+    assert [gf(i) for i in range(20)] == pytest.approx(expected, rel=1e-12)
+
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=recipe.learning_rate)
+    sched = run_torch.make_scheduler(recipe, opt, steps_per_epoch)
+    got = []
+    for _ in range(20):
+        got.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert got == pytest.approx(expected, rel=1e-6)
+
+    schedule = run_keras.optimizer(recipe, steps_per_epoch)._learning_rate   # the schedule object
+    got = [float(keras.ops.convert_to_numpy(schedule(i))) for i in range(20)]
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_recipes_refuse_bad_fields_and_say_how_to_get_the_best_one(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        Recipe(optimizer="lbfgs")
+    with pytest.raises(SystemExit, match="unknown fields"):
+        recipes.get("same", {"widths": [10]})
+    monkeypatch.setattr(recipes, "BEST_FILE", tmp_path / "absent.json")
+    with pytest.raises(SystemExit, match="search_recipe.py"):
+        recipes.get("best")
+    assert recipes.get("same", {"batch_size": 128}).batch_size == 128
+
+
+# -- the clock ------------------------------------------------------------------------------------
+def test_the_clock_stops_at_the_first_evaluation_at_the_target():
+    wl = workloads.Workload("t", np.zeros((4, 2)), np.zeros(4), np.zeros((2, 2)), np.zeros(2),
+                            "test", 0.9)
+    tc = clock.TargetClock(wl, 0.9, max_epochs=10)
+    tc.start()
+    stops = [tc.epoch_end(e, lambda a=a: a) for e, a in enumerate([0.5, 0.89, 0.9, 0.95])]
+    assert stops == [False, False, True, True]
+    r = tc.result()
+    assert r["reached"] and r["seconds"] == pytest.approx(r["evals"][2]["seconds"], abs=1e-3)
+    assert r["accuracy"] == [0.5, 0.89, 0.9, 0.95]
+    strict = workloads.Workload("s", *([np.zeros(1)] * 4), "validation", 0.97, strict=True)
+    assert not strict.reached(0.97, 0.97) and strict.reached(0.9701, 0.97)
+
+
+# -- the runners: the warm-up does not move the starting point -------------------------------------
+def _digits_first_epoch(runner, **kw):
+    wl = workloads.load("digits")
+    recipe = Recipe(hidden=(32,), batch_size=64, max_epochs=1)
+    tc = clock.TargetClock(wl, 1.01, recipe.max_epochs)     # never reached: one evaluation
+    info = runner.run(wl, recipe, 3, 1, tc, **kw)
+    return wl, recipe, tc.result(), info
+
+
+def test_gradfit_run_starts_where_an_unwarmed_fit_starts():
+    import gradfit
+    wl, recipe, res, info = _digits_first_epoch(run_gradfit)
+    assert res["epochs"] == 1 and not res["reached"] and info["steps_per_epoch"] == len(wl.x_train) // 64
+    model = run_gradfit.build(recipe, wl.x_train.shape[1], 10, 3)
+    model.compile(optimizer=run_gradfit.optimizer(recipe, info["steps_per_epoch"]),
+                  loss=gradfit.losses.SparseCategoricalCrossentropy(from_logits=True))
+    gradfit.set_random_seed(3)
+    model.fit(wl.x_train, wl.y_train, batch_size=64, epochs=1, verbose=0)
+    assert res["accuracy"][0] == clock.accuracy_of(model.predict(wl.x_eval), wl.y_eval)
+
+
+def test_torch_run_starts_where_an_unwarmed_loop_starts():
+    import torch
+    from ttt import run_torch
+    wl, recipe, res, info = _digits_first_epoch(run_torch, impl="foreach")
+    assert info["impl"]["kernel"] == "foreach"
+    x, y = torch.from_numpy(wl.x_train), torch.from_numpy(wl.y_train)
+    model = run_torch.build(recipe, x.shape[1], 10, 3)
+    opt = run_torch.make_optimizer(recipe, model.parameters(), "foreach")
+    sched = run_torch.make_scheduler(recipe, opt, info["steps_per_epoch"])
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(3))
+    for k in range(info["steps_per_epoch"]):
+        idx = perm[k * 64:(k + 1) * 64]
+        run_torch.train_step(model, opt, sched, x[idx], y[idx])
+    with torch.no_grad():
+        acc = (model(torch.from_numpy(wl.x_eval)).argmax(1).numpy() == wl.y_eval).mean()
+    assert res["accuracy"][0] == pytest.approx(acc, abs=1e-6)   # float32 mean; 1 example = 0.0028
+
+
+def test_keras_warmed_model_trains_like_an_unwarmed_one():
+    import keras
+    from ttt import run_keras
+    wl = workloads.load("digits")
+    recipe = Recipe(hidden=(32,), batch_size=64, max_epochs=1)
+    steps = -(-len(wl.x_train) // 64)
+
+    def first_epoch(model):
+        # shuffle=False: Keras's torch data loader draws its shuffle from torch's RNG, which a
+        # model's first fit consumes differently (see run_keras's docstring)
+        model.fit(wl.x_train, wl.y_train, batch_size=64, epochs=1, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    warmed = first_epoch(run_keras.warmed_model(wl, recipe, 3, steps))
+    keras.utils.set_random_seed(3)
+    model = run_keras.build(recipe, wl.x_train.shape[1], 10)
+    model.compile(optimizer=run_keras.optimizer(recipe, steps),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for a, b in zip(warmed, first_epoch(model)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    wl2, _, res, info = _digits_first_epoch(run_keras)
+    assert info["steps_per_epoch"] == steps and res["epochs"] == 1 and info["impl"]["backend"] == "torch"
+
+
+# -- AlgoPerf's split and normalization --------------------------------------------------------
+def test_algoperf_split_and_normalization_follow_its_code(monkeypatch):
+    from gradfit.datasets.base import Dataset
+    raw = np.random.default_rng(0).integers(0, 256, size=(60000, 3), dtype=np.uint8)
+    labels = np.arange(60000) % 10
+    fake = Dataset(raw, labels, raw[:100], labels[:100], 10, "mnist", None)
+    monkeypatch.setattr(workloads.datasets, "mnist", lambda **kw: fake)
+    wl = workloads.load("algoperf-mnist")
+    assert len(wl.x_train) == 50000 and len(wl.x_eval) == 10000 and wl.strict
+    np.testing.assert_array_equal(wl.y_eval, labels[50000:])       # train[50000:] validates
+    np.testing.assert_allclose(wl.x_train[7], (raw[7].astype(np.float32) - 0.1307) / 0.3081, rtol=1e-6)
+    scaled = workloads.load("algoperf-mnist-01")
+    np.testing.assert_allclose(scaled.x_eval[0], (raw[50000] / 255.0 - 0.1307) / 0.3081, rtol=1e-5)
+
+
+def test_mnist_workload_without_the_files_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADFIT_DATA", str(tmp_path))
+    with pytest.raises(SystemExit, match="GRADFIT_DATA"):
+        workloads.load("mnist")
+
+
+# -- the driver ----------------------------------------------------------------------------------
+def test_summary_medians_and_paired_ratios():
+    def rec(fw, seed, s):
+        return {"framework": fw, "recipe": {"name": "same"}, "seed": seed, "reached": s is not None,
+                "seconds": s, "epochs": 3}
+    recs = [rec("gradfit", 0, 2.0), rec("gradfit", 1, 4.0), rec("gradfit", 2, 3.0),
+            rec("torch", 0, 3.0), rec("torch", 1, 4.0), rec("torch", 2, 6.0)]
+    s = driver.summarize(recs, [("gradfit", "same"), ("torch", "same")], [0, 1, 2])
+    assert s["contenders"]["gradfit:same"]["median_s"] == 3.0
+    r = s["ratios"]["torch:same / gradfit:same"]
+    assert r["of_medians"] == pytest.approx(4.0 / 3.0)
+    assert r["paired_median"] == pytest.approx(1.5) and r["paired_range"] == [1.0, 2.0]
+    assert "torch:same / gradfit:same" in driver.summary_text(s)
+
+
+@pytest.mark.slow
+def test_driver_runs_interleaved_and_resumes(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    cmd = [sys.executable, str(SCRIPT), "--driver", "--workload", "digits", "--threads", "1",
+           "--contenders", "gradfit,torch", "--seeds", "0,1", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    lines = [json.loads(ln) for ln in out.read_text().splitlines()]
+    # round 0: gradfit then torch; round 1 rotated: torch then gradfit
+    assert [(r["framework"], r["seed"]) for r in lines] == [
+        ("gradfit", 0), ("torch", 0), ("torch", 1), ("gradfit", 1)]
+    for r in lines:
+        assert r["reached"] and r["seconds"] > 0 and r["target"] == 0.9
+        assert r["accuracy"][-1] >= 0.9 and all(a < 0.9 for a in r["accuracy"][:-1])
+        assert r["environment"]["threads"] == 1 and r["environment"]["blas"]
+    assert "torch:same / gradfit:same" in first.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.stdout.count("skipped") == 4 and len(out.read_text().splitlines()) == 4
+
+
+# -- the recipe search ---------------------------------------------------------------------------
+SEARCH = ROOT / "benchmarks" / "search_recipe.py"
+
+
+def test_search_candidates_are_drawn_reproducibly_and_include_the_same_recipe():
+    def ids(seed):
+        out = subprocess.run([sys.executable, str(SEARCH), "--dry-run", "--candidates", "6",
+                              "--search-seed", str(seed)], capture_output=True, text=True, check=True)
+        return [ln.split()[0] for ln in out.stdout.splitlines()]
+    first = ids(0)
+    assert first == ids(0) and first != ids(1)
+    assert len(first) == 7 and first[0] == ids(1)[0]          # {} = "same" comes first
+
+
+@pytest.mark.slow
+def test_search_writes_the_best_recipe_and_resumes(tmp_path):
+    out, best = tmp_path / "search.jsonl", tmp_path / "best.json"
+    cmd = [sys.executable, str(SEARCH), "--workload", "digits", "--candidates", "2", "--top", "2",
+           "--seeds", "0,1", "--threads", "1", "--max-epochs", "6", "--out", str(out),
+           "--best-out", str(best)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    runs = [json.loads(ln) for ln in out.read_text().splitlines()]
+    chosen = json.loads(best.read_text())
+    winners = [r for r in runs if r["id"] == chosen["runs"][0]["id"]]
+    assert sorted(r["seed"] for r in winners) == [0, 1] and all(r["reached"] for r in winners)
+    ranked = [r for r in runs if r["seed"] == 1 and r["reached"]]   # seed 1: the top ones only
+    medians = {r["id"]: (r["seconds"] + next(q["seconds"] for q in runs if q["id"] == r["id"]
+                                              and q["seed"] == 0)) / 2 for r in ranked}
+    assert chosen["median_seconds"] == pytest.approx(min(medians.values()))
+    assert recipes.from_dict(chosen["recipe"]).name == "best"
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and len(out.read_text().splitlines()) == len(runs)
