@@ -17,7 +17,7 @@ from .train.evaluation import evaluate as evaluate_arrays
 from .train.loop import fit as fit_arrays
 from .train.state import TrainState
 from .train.step import train_step
-from .checks import check_int
+from .checks import ArgumentError, check_int
 from .utils import check_finite, rng
 
 DTYPES = ("float32", "float64")
@@ -356,6 +356,8 @@ class Sequential:
         stay equal. A non-finite loss leaves the weights unchanged (with a warning) and is
         returned as it is."""
         x = self.check_inputs(x)
+        if len(x) == 0:
+            raise ArgumentError("x", "an empty batch", "a batch of at least one example")
         self.prepare(x)
         y = self.check_targets(y, len(x))
         state = self.train_state

@@ -273,3 +273,10 @@ def test_uncompiled_model_says_compile_first():
     model = mlp([4, 2], ["softmax"])
     with pytest.raises(RuntimeError, match="compile"):
         model.evaluate(np.zeros((2, 4)), np.zeros(2, dtype=int))
+
+
+def test_train_on_batch_refuses_an_empty_batch():
+    model = Sequential([Input(shape=(3,)), Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="x must be a batch of at least one example"):
+        model.train_on_batch(np.zeros((0, 3)), np.zeros(0, dtype=int))
