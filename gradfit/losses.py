@@ -20,6 +20,20 @@ Unfused cross-entropies clip probabilities to [1e-7, 1 - 1e-7], as Keras does.
 
 **from_logits=True** (Keras's option on the three cross-entropies): the model ends in a linear
 layer and the loss takes its outputs as logits, through the same from-logits formulas.
+
+**Second order** (for `gradfit.curvature`), beside each value + gradient pair, with H the
+Hessian of the batch-mean loss L w.r.t. the predictions (or logits) of each example:
+
+* ``hessian_vector(y_pred, y_true, r, denom)`` -> H r, row by row (B, d): the loss's part of
+  an exact Hessian-vector product (Pearlmutter's R{dL/dy_pred} = H R{y_pred}).
+* ``hessian_factor(y_pred, y_true, denom)`` -> S (B, d, d) with S_i^T S_i = H_i: the middle
+  of the generalized Gauss-Newton matrix sum_i J_i^T H_i J_i = sum_i (S_i J_i)^T (S_i J_i)
+  (Schraudolph 2002), which needs H_i positive semi-definite.  mse: H = 2 I / (d denom), so
+  this is the Gauss-Newton matrix J^T J scaled; cross-entropy from logits: the softmax
+  (sigmoid) cross-entropy Hessian diag(p) - p p^T (p (1 - p)).  mae (H = 0) and unfused
+  categorical cross-entropy (H indefinite in the probabilities) have no factor: they raise.
+
+The ``_from_logits`` forms take the logits z and the probabilities, as ``value_and_grad_from_logits``.
 """
 from __future__ import annotations
 
@@ -49,6 +63,14 @@ class Loss:
 
     def value_and_grad(self, y_pred, y_true, out, denom=None):
         """(sum_i l_i / denom, dL/dy_pred written into `out`)."""
+        raise NotImplementedError
+
+    def hessian_vector(self, y_pred, y_true, r, denom=None):
+        """H r (B, d): H the Hessian of L w.r.t. each example's prediction (module docstring)."""
+        raise NotImplementedError
+
+    def hessian_factor(self, y_pred, y_true, denom=None):
+        """S (B, d, d) with S_i^T S_i = H_i, for the Gauss-Newton matrix (module docstring)."""
         raise NotImplementedError
 
     def check_targets(self, y, output_dim):
@@ -89,6 +111,16 @@ class _CrossEntropy(Loss):
     def _value_and_grad_of_logits(self, z, y_true, out, denom):
         return self.value_and_grad_from_logits(z, y_true, out, denom, probs=self._probs(z))
 
+    def hessian_vector(self, y_pred, y_true, r, denom=None):
+        if self.from_logits:
+            return self.hessian_vector_from_logits(y_pred, y_true, r, denom, self._probs(y_pred))
+        return self._hessian_vector_of_probs(y_pred, y_true, r, denom)
+
+    def hessian_factor(self, y_pred, y_true, denom=None):
+        if self.from_logits:
+            return self.hessian_factor_from_logits(y_pred, y_true, denom, self._probs(y_pred))
+        return self._hessian_factor_of_probs(y_pred, y_true, denom)
+
 
 def _denom(y, denom):
     return y.shape[0] if denom is None else denom
@@ -109,6 +141,16 @@ class MeanSquaredError(Loss):
         out *= 2.0 / (d * _denom(y_pred, denom))
         return value, out
 
+    def hessian_vector(self, y_pred, y_true, r, denom=None):
+        """H = 2 I / (d denom)."""
+        return r * (2.0 / (y_pred.shape[1] * _denom(y_pred, denom)))
+
+    def hessian_factor(self, y_pred, y_true, denom=None):
+        """S = sqrt(2 / (d denom)) I."""
+        n, d = y_pred.shape
+        scale = (2.0 / (d * _denom(y_pred, denom))) ** 0.5
+        return xp().broadcast_to(scale * xp().eye(d, dtype=y_pred.dtype), (n, d, d))
+
 
 class MeanAbsoluteError(Loss):
     """l_i = mean_j |yhat_ij - y_ij|;  dL/dyhat = sign(yhat - y) / (d * denom)."""
@@ -125,6 +167,15 @@ class MeanAbsoluteError(Loss):
         x.sign(out, out=out)
         out *= 1.0 / (d * _denom(y_pred, denom))
         return value, out
+
+    def hessian_vector(self, y_pred, y_true, r, denom=None):
+        """H = 0 away from yhat = y (where |.| has no second derivative)."""
+        return xp().zeros_like(r)
+
+    def hessian_factor(self, y_pred, y_true, denom=None):
+        raise ValueError("loss 'mae' has zero curvature (its second derivative is 0 almost "
+                         "everywhere): Gauss-Newton and Levenberg-Marquardt have nothing to work "
+                         "with; use loss='mse', or a first-order optimizer such as 'adam'")
 
 
 class BinaryCrossentropy(_CrossEntropy):
@@ -165,6 +216,27 @@ class BinaryCrossentropy(_CrossEntropy):
         g *= (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
         x.multiply(g, 1.0 / (d * _denom(y_pred, denom)), out=out)
         return value, out
+
+    def _hessian_diag_of_probs(self, y_pred, y_true, denom):
+        # d/dp of (p - y) / (p (1 - p)) = y / p^2 + (1 - y) / (1 - p)^2, zero where clipped
+        p = xp().clip(y_pred, EPSILON, 1 - EPSILON)
+        h = y_true / (p * p) + (1 - y_true) / ((1 - p) * (1 - p))
+        h *= (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
+        return h / (y_pred.shape[1] * _denom(y_pred, denom))
+
+    def _hessian_vector_of_probs(self, y_pred, y_true, r, denom):
+        """H = diag(y / p^2 + (1 - y) / (1 - p)^2) / (d denom), 0 where p is clipped."""
+        return self._hessian_diag_of_probs(y_pred, y_true, denom) * r
+
+    def _hessian_factor_of_probs(self, y_pred, y_true, denom):
+        return _diagonal_factor(self._hessian_diag_of_probs(y_pred, y_true, denom))
+
+    def hessian_vector_from_logits(self, z, y_true, r, denom=None, probs=None):
+        """H = diag(p (1 - p)) / (d denom), p = sigmoid(z)."""
+        return probs * (1 - probs) * r / (z.shape[1] * _denom(z, denom))
+
+    def hessian_factor_from_logits(self, z, y_true, denom=None, probs=None):
+        return _diagonal_factor(probs * (1 - probs) / (z.shape[1] * _denom(z, denom)))
 
     def value_and_grad_from_logits(self, z, y_true, out, denom=None, probs=None):
         x = xp()
@@ -231,6 +303,35 @@ class CategoricalCrossentropy(_CrossEntropy):
         out *= 1.0 / _denom(z, denom)
         return value, out
 
+    def _hessian_vector_of_probs(self, y_pred, y_true, r, denom):
+        """With q = yhat / s, s = sum yhat, m = [eps < q < 1 - eps] and Y = sum_j y_j m_j,
+        l = -sum_j m_j y_j (log yhat_j - log s) + const, so
+        H r = (y m r / yhat^2 - Y sum(r) / s^2) / denom."""
+        s = y_pred.sum(axis=1, keepdims=True)
+        q = y_pred / s
+        ym = y_true * ((q > EPSILON) & (q < 1 - EPSILON))
+        hr = ym * r / (y_pred * y_pred) - ym.sum(axis=1, keepdims=True) * r.sum(axis=1, keepdims=True) / (s * s)
+        return hr / _denom(y_pred, denom)
+
+    def _hessian_factor_of_probs(self, y_pred, y_true, denom):
+        raise ValueError(
+            f"loss '{self.name}' on probabilities (not fused with a softmax output, "
+            "from_logits=False) has an indefinite Hessian in the outputs, so it has no "
+            "Gauss-Newton form: end the model in Dense(..., activation='softmax') (the fused "
+            "pair) or use from_logits=True on a linear last layer")
+
+    def hessian_vector_from_logits(self, z, y_true, r, denom=None, probs=None):
+        """H = Y (diag(p) - p p^T) / denom, p = softmax(z), Y = sum_j y_j."""
+        ysum = y_true.sum(axis=1, keepdims=True)
+        pr = (probs * r).sum(axis=1, keepdims=True)
+        return ysum * probs * (r - pr) / _denom(z, denom)
+
+    def hessian_factor_from_logits(self, z, y_true, denom=None, probs=None):
+        """S = sqrt(Y / denom) (diag(sqrt p) - sqrt(p) p^T): S^T S = Y (diag(p) - p p^T) / denom
+        because sum_j p_j = 1."""
+        ysum = y_true.sum(axis=1, keepdims=True)
+        return _softmax_factor(probs, ysum / _denom(z, denom))
+
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels y_i in {0, ..., classes - 1}."""
@@ -282,6 +383,38 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         out[rows, y_true] -= 1
         out *= 1.0 / _denom(z, denom)
         return value, out
+
+    def _hessian_vector_of_probs(self, y_pred, y_true, r, denom):
+        return super()._hessian_vector_of_probs(
+            y_pred, self._onehot(y_true, *y_pred.shape, y_pred.dtype), r, denom)
+
+    def hessian_vector_from_logits(self, z, y_true, r, denom=None, probs=None):
+        """H = diag(p) - p p^T (over denom): one label per example, Y = 1."""
+        pr = (probs * r).sum(axis=1, keepdims=True)
+        return probs * (r - pr) / _denom(z, denom)
+
+    def hessian_factor_from_logits(self, z, y_true, denom=None, probs=None):
+        return _softmax_factor(probs, xp().full((z.shape[0], 1), 1.0 / _denom(z, denom),
+                                                dtype=z.dtype))
+
+
+def _diagonal_factor(h):
+    """(B, d) diagonal Hessians h >= 0 -> (B, d, d) factors diag(sqrt(h))."""
+    n, d = h.shape
+    S = xp().zeros((n, d, d), dtype=h.dtype)
+    idx = xp().arange(d)
+    S[:, idx, idx] = xp().sqrt(h)
+    return S
+
+
+def _softmax_factor(p, scale):
+    """S_i = sqrt(scale_i) (diag(sqrt p_i) - sqrt(p_i) p_i^T), (B, d, d), scale of shape (B, 1)."""
+    x = xp()
+    sp = x.sqrt(p)
+    S = -sp[:, :, None] * p[:, None, :]
+    idx = x.arange(p.shape[1])
+    S[:, idx, idx] += sp
+    return S * x.sqrt(scale)[:, :, None]
 
 
 LOSSES = {

@@ -5,7 +5,17 @@ Each function works in place where it can: ``forward(z, out)`` writes a = f(z) i
 (which may be `da`), using only the OUTPUT a: every derivative here is a function of the
 output, so a layer need not keep its pre-activation.
 
-Shapes: z, a, da, dz are (batch, units).
+**Second order** (Pearlmutter 1994, the R-operator R{.} = d/de (.)(w + e v) at e = 0, used by
+`gradfit.curvature` for exact Hessian-vector products).  Every Jacobian f'(z) here is
+symmetric (diagonal, or softmax's diag(a) - a a^T), so ``backward(a, rz, out)`` is also the
+forward R-operator R{a} = f'(z) R{z}.  Differentiating dz = f'(z) da once more gives
+
+    R{dz} = f'(z) R{da}  +  second(a, da, rz),     second = da * f''(z) * R{z}
+
+(softmax: the vector form in ``Softmax.second``).  ``second`` returns None where f'' = 0
+(linear, ReLU and leaky ReLU away from the kink, where the Hessian is taken as 0).
+
+Shapes: z, a, da, dz, rz are (batch, units).
 """
 from __future__ import annotations
 
@@ -27,6 +37,10 @@ class Linear:
             out[...] = da
         return out
 
+    def second(self, a, da, rz):
+        """f'' = 0."""
+        return None
+
 
 class ReLU:
     """a = max(z, 0); f'(z) = 1 where a > 0 else 0."""
@@ -37,6 +51,10 @@ class ReLU:
 
     def backward(self, a, da, out):
         return xp().multiply(da, a > 0, out=out)
+
+    def second(self, a, da, rz):
+        """f'' = 0 (away from z = 0, where f'' is undefined and taken as 0)."""
+        return None
 
 
 class LeakyReLU:
@@ -56,6 +74,10 @@ class LeakyReLU:
         x = xp()
         return x.multiply(da, x.where(a > 0, 1.0, self.negative_slope).astype(da.dtype), out=out)
 
+    def second(self, a, da, rz):
+        """f'' = 0 (away from z = 0)."""
+        return None
+
 
 class Sigmoid:
     """a = 1 / (1 + exp(-z)), computed without overflow; f'(z) = a (1 - a)."""
@@ -74,6 +96,10 @@ class Sigmoid:
         x.multiply(da, a * (1 - a), out=out)
         return out
 
+    def second(self, a, da, rz):
+        """da * f''(z) * rz with f'' = a (1 - a) (1 - 2a)."""
+        return da * (a * (1 - a) * (1 - 2 * a)) * rz
+
 
 class Tanh:
     """a = tanh(z); f'(z) = 1 - a^2."""
@@ -85,11 +111,17 @@ class Tanh:
     def backward(self, a, da, out):
         return xp().multiply(da, 1 - a * a, out=out)
 
+    def second(self, a, da, rz):
+        """da * f''(z) * rz with f'' = -2 a (1 - a^2)."""
+        return da * (-2.0 * a * (1 - a * a)) * rz
+
 
 class Softmax:
     """a_j = exp(z_j - max z) / sum_k exp(z_k - max z) over the last axis.
 
     Backward: dz = a * (da - sum_j da_j a_j), the Jacobian-vector product of softmax.
+    Second order: with ra = R{a} = a * (rz - sum_j a_j rz_j) and s = sum_j da_j a_j,
+    R{dz} = a * (R{da} - sum_j R{da}_j a_j) + ra * (da - s) - a * sum_j da_j ra_j.
     """
     name = "softmax"
 
@@ -106,6 +138,12 @@ class Softmax:
         x.subtract(da, s, out=out)
         out *= a
         return out
+
+    def second(self, a, da, rz):
+        """ra * (da - sum(da a)) - a * sum(da ra), ra = R{a} (see the class docstring)."""
+        ra = self.backward(a, rz, xp().empty_like(rz))
+        return ra * (da - (da * a).sum(axis=1, keepdims=True)) \
+            - a * (da * ra).sum(axis=1, keepdims=True)
 
 
 ACTIVATIONS = {
@@ -164,6 +202,26 @@ class Activation(Layer):
         if skip_activation:
             return dy
         return self.activation.backward(self._a, dy, self._buffer("dx", dy.shape))
+
+    def r_forward(self, rx, v, skip_activation=False):
+        """R{a} = f'(x) R{x} (None when R{x} is: nothing before depends on the weights)."""
+        self._rx = rx
+        if skip_activation or rx is None:
+            return rx
+        return self.activation.backward(self._a, rx, xp().empty_like(rx))
+
+    def r_backward(self, dy, rdy, v, grads, hv, skip_activation=False):
+        """(dx, R{dx}) = (f' dy, f' R{dy} + dy f'' R{x}); new arrays, dy is left intact."""
+        if skip_activation:
+            return dy, rdy
+        x = xp()
+        dx = self.activation.backward(self._a, dy, x.empty_like(dy))
+        rdx = self.activation.backward(self._a, rdy, x.empty_like(rdy))
+        if self._rx is not None:
+            extra = self.activation.second(self._a, dy, self._rx)
+            if extra is not None:
+                rdx += extra
+        return dx, rdx
 
     @property
     def logits(self):

@@ -76,6 +76,24 @@ class Layer:
     def backward(self, dy, skip_activation: bool = False):
         raise NotImplementedError
 
+    # -- second order (Pearlmutter's R-operator; driven by gradfit.curvature) -------------
+    def r_forward(self, rx, v, skip_activation: bool = False):
+        """R{y} = d/de y(w + e v) of the last ``forward``, given R{x} of its input (None: 0).
+
+        `v` holds this layer's slice of the direction (dict name -> view, like ``params``).
+        Called after ``forward`` on the same batch; keeps what ``r_backward`` needs."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no R-operator: exact Hessian-vector products support "
+            "Dense, Activation, Dropout and Flatten layers")
+
+    def r_backward(self, dy, rdy, v, grads, hv, skip_activation: bool = False):
+        """(dx, R{dx}) from (dy, R{dy}), writing this layer's gradient into ``grads`` (a dict
+        of views, or None to skip it) and its Hessian-vector product R{dL/dw} into ``hv``.
+        New arrays: ``dy`` and ``rdy`` are left intact."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no R-operator: exact Hessian-vector products support "
+            "Dense, Activation, Dropout and Flatten layers")
+
     # -- buffers --------------------------------------------------------------------------
     def _buffer(self, key: str, shape: tuple):
         """A preallocated array for `key` at this `shape` (allocated once per batch size)."""

@@ -36,6 +36,16 @@ class Dense(Layer):
 
     When the model fuses this layer's softmax/sigmoid with the loss (`keep_logits`), z is kept
     in its own buffer (``self.logits``) and the loss hands back dz directly.
+
+    Second order (Pearlmutter 1994): R{.} = d/de (.)(w + e v) along a direction v = (V, v_b)
+    of the weights, as used by `gradfit.curvature` for exact Hessian-vector products::
+
+        R{z}  = R{x} W + x V + v_b                       (B, units)
+        R{a}  = f'(z) R{z}
+        R{dz} = f'(z) R{da} + da f''(z) R{z}             (activations: ``second``)
+        R{dW} = R{x}^T dz + x^T R{dz}                    (n_in, units): the rows of H v
+        R{db} = sum_batch R{dz}
+        R{dx} = R{dz} W^T + dz V^T
     """
 
     def __init__(self, units, activation=None, use_bias=True,
@@ -108,6 +118,55 @@ class Dense(Layer):
             dx[...] = dx_t.T
             return dx
         return _product(dz, self.kernel.T, dx)
+
+    def r_forward(self, rx, v, skip_activation=False):
+        """R{a} (or R{z} with ``skip_activation``) of the last ``forward``; rx = R{x} or None
+        (the input does not depend on the weights: this is the first layer with weights)."""
+        x_ = xp()
+        rz = x_.matmul(self._x, v["kernel"])
+        if rx is not None:
+            rz += x_.matmul(rx, self.kernel)
+        if self.use_bias:
+            rz += v["bias"]
+        self._rx, self._rz = rx, rz
+        if skip_activation:
+            return rz
+        return self.activation.backward(self._a, rz, x_.empty_like(rz))
+
+    def r_backward(self, dy, rdy, v, grads, hv, skip_activation=False):
+        """(dx, R{dx}) from dy = dL/da and R{dy} (dL/dz and R{dL/dz} with ``skip_activation``);
+        writes dW, db into ``grads`` (unless None) and R{dW}, R{db} into ``hv``.  Returns
+        (None, None) for the first layer with weights.  New arrays: dy, rdy stay intact."""
+        x_ = xp()
+        if skip_activation:
+            dz, rdz = dy, rdy
+        else:
+            dz = self.activation.backward(self._a, dy, x_.empty_like(dy))
+            rdz = self.activation.backward(self._a, rdy, x_.empty_like(rdy))
+            extra = self.activation.second(self._a, dy, self._rz)
+            if extra is not None:
+                rdz += extra
+        if grads is not None:
+            x_.matmul(self._x.T, dz, out=grads["kernel"])
+        x_.matmul(self._x.T, rdz, out=hv["kernel"])
+        if self._rx is not None:
+            hv["kernel"] += x_.matmul(self._rx.T, dz)
+        if self.use_bias:
+            if grads is not None:
+                dz.sum(axis=0, out=grads["bias"])
+            rdz.sum(axis=0, out=hv["bias"])
+        if not self.needs_input_grad:
+            return None, None
+        rdx = x_.matmul(rdz, self.kernel.T)
+        rdx += x_.matmul(dz, v["kernel"].T)
+        return x_.matmul(dz, self.kernel.T), rdx
+
+    def add_penalty_hvp(self, v, hv) -> None:
+        """``hv += (d^2 penalty / dw^2) v``: 2 l2 v for the L2 part of each regularizer (the L1
+        part, l1 |w|, has zero second derivative away from w = 0)."""
+        for reg, name in ((self.kernel_regularizer, "kernel"), (self.bias_regularizer, "bias")):
+            if reg is not None and reg.l2 and name in hv:
+                hv[name] += (2.0 * reg.l2) * v[name]
 
     def penalty(self, add_gradients=False) -> float:
         """The weight penalties of ``kernel_regularizer`` / ``bias_regularizer``; with

@@ -51,5 +51,18 @@ class Dropout(Layer):
             return dy
         return xp().multiply(dy, self._mask, out=dy)
 
+    def r_forward(self, rx, v, skip_activation=False):
+        """R{y} = R{x} * m / (1 - rate): the mask of the last forward is held fixed (inference
+        mode: the identity)."""
+        if not self._active or rx is None:
+            return rx
+        return rx * self._mask
+
+    def r_backward(self, dy, rdy, v, grads, hv, skip_activation=False):
+        """(dy * m, R{dy} * m) / (1 - rate) with the same fixed mask (new arrays)."""
+        if not self._active:
+            return dy, rdy
+        return dy * self._mask, rdy * self._mask
+
     def get_config(self):
         return {"rate": self.rate, "name": self.name}

@@ -44,6 +44,12 @@ class Flatten(Layer):
     def backward(self, dy, skip_activation=False):
         return dy
 
+    def r_forward(self, rx, v, skip_activation=False):
+        return rx
+
+    def r_backward(self, dy, rdy, v, grads, hv, skip_activation=False):
+        return dy, rdy
+
     def get_config(self):
         return {"name": self.name,
                 "input_shape": None if self.declared_input_shape is None
