@@ -15,6 +15,14 @@ For layer sizes ``n_0, n_1, ..., n_L`` (input first) and batch size ``B``:
   Dense layer and the output of every activation, ``B * sum_l n_l`` values.  During the
   backward pass two delta arrays of at most ``B * max_l n_l`` values are alive on top.
 
+* second-order methods (``second_order_report``), float64, n = P weights, m examples with
+  d outputs each:  Newton's Hessian and Gauss-Newton's / Levenberg-Marquardt's J^T J are
+  n x n (``n^2 * 8`` bytes; a second n x n array is alive while it is factorised), the
+  Jacobian J is (m d) x n when formed at once (gradfit sums it in row blocks), BFGS keeps an
+  n x n inverse Hessian, L-BFGS a history of ``2 * history * n`` values, Newton-CG a few
+  vectors of n, Adam ``2 n``.  `gradfit.curvature.budget` refuses a method whose peak does
+  not fit in the memory available, before allocating it.
+
 Bytes use decimal units (1 TB = 10^12 B), as the lecture does.
 
 Example::
@@ -42,6 +50,22 @@ OPTIMIZER_STATE = {
 
 _UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
 
+#: second-order method -> (its large matrix, n x n float64 arrays alive at its peak).  The
+#: second array of Newton, Gauss-Newton and LM is the factorised (damped or shifted) copy;
+#: BFGS updates its inverse Hessian in place (rank-one BLAS updates).
+SECOND_ORDER = {
+    "newton": ("the Hessian H", 2),
+    "gauss_newton": ("JᵀJ", 2),
+    "lm": ("JᵀJ", 2),
+    "bfgs": ("the inverse Hessian", 1),
+}
+#: bytes of Jacobian rows that Gauss-Newton / LM form at once (`gradfit.curvature.jacobian`;
+#: a block is at least one example's rows)
+JACOBIAN_BLOCK_BYTES = 1 << 25
+#: flat vectors of n values that Newton-CG keeps (x, gradient, CG iterate, residual,
+#: direction, H p)
+NEWTON_CG_VECTORS = 6
+
 
 def human_bytes(n: float) -> str:
     """``52244690256024 -> '52.2 TB'`` (decimal units)."""
@@ -66,6 +90,51 @@ def _check_sizes(layer_sizes):
             f"e.g. 100 500 1000 2000 1), got {list(layer_sizes)!r}"
         )
     return sizes
+
+
+def method_bytes(method: str, n: int, examples: int | None = None, outputs: int = 1,
+                 history: int = 10, block_bytes: int = JACOBIAN_BLOCK_BYTES) -> dict:
+    """Float64 bytes that second-order `method` needs for n weights (module docstring).
+
+    Returns ``{"method", "matrix" (what it is), "matrix_bytes", "peak_bytes", "arithmetic"}``;
+    for Gauss-Newton / LM also ``"jacobian_bytes"``: the whole (examples * outputs) x n
+    Jacobian (None without `examples`), and the peak counts one row block of it
+    (``block_bytes``, or the whole Jacobian when smaller; without `examples`, one block).
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the number of weights must be a positive integer, got {n!r}")
+    if method in SECOND_ORDER:
+        matrix, copies = SECOND_ORDER[method]
+        one = n * n * 8
+        row = {"method": method, "matrix": f"{matrix} of {n:,}² float64",
+               "matrix_bytes": one, "peak_bytes": copies * one,
+               "arithmetic": f"{n:,}² x 8 B = {human_bytes(one)}"}
+        if method in ("gauss_newton", "lm"):
+            jac = None if examples is None else int(examples) * int(outputs) * n * 8
+            row["jacobian_bytes"] = jac
+            row["peak_bytes"] += block_bytes if jac is None else min(jac, block_bytes)
+        return row
+    if method == "lbfgs":
+        size = 2 * int(history) * n * 8
+        return {"method": method, "matrix": f"a history of 2 x {history} x {n:,} float64",
+                "matrix_bytes": size, "peak_bytes": size + NEWTON_CG_VECTORS * n * 8,
+                "arithmetic": f"2 x {history} x {n:,} x 8 B = {human_bytes(size)}"}
+    if method in ("newton_cg", "adam"):
+        k = NEWTON_CG_VECTORS if method == "newton_cg" else 2
+        size = k * n * 8
+        return {"method": method, "matrix": f"{k} vectors of {n:,} float64",
+                "matrix_bytes": size, "peak_bytes": size,
+                "arithmetic": f"{k} x {n:,} x 8 B = {human_bytes(size)}"}
+    raise ValueError(f"unknown method {method!r}; valid: "
+                     f"{', '.join(sorted([*SECOND_ORDER, 'lbfgs', 'newton_cg', 'adam']))}")
+
+
+def second_order_report(n: int, examples: int | None = None, outputs: int = 1,
+                        history: int = 10) -> list[dict]:
+    """`method_bytes` of every method, in the lecture's order (Newton first, Adam last)."""
+    return [method_bytes(m, n, examples, outputs, history)
+            for m in ("newton", "gauss_newton", "lm", "bfgs", "lbfgs", "newton_cg", "adam")]
 
 
 def memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="float32") -> dict:
@@ -113,8 +182,9 @@ def memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="float32") 
     }
 
 
-def format_memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="float32") -> str:
-    """The report of :func:`memory_report` as a readable text table."""
+def format_memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="float32",
+                         examples=None, history=10) -> str:
+    """The report of :func:`memory_report` (and :func:`second_order_report`) as text tables."""
     r = memory_report(layer_sizes, batch_sizes, dtype)
     p, isz = r["parameters"], r["itemsize"]
     net = "-".join(str(s) for s in r["layer_sizes"])
@@ -139,6 +209,8 @@ def format_memory_report(layer_sizes, batch_sizes=(1, 32, 128, 1024), dtype="flo
     for a in r["activations"]:
         lines.append(f"{a['batch']:>8}{a['values']:>16,}{human_bytes(a['bytes']):>12}"
                      f"{human_bytes(a['peak_bytes']):>12}")
+    lines.append("")
+    lines.extend(_second_order_lines(p, examples, r["layer_sizes"][-1], history))
     return "\n".join(lines)
 
 
@@ -166,6 +238,19 @@ def available_bytes():
     return None
 
 
+def _second_order_lines(p, examples, outputs, history):
+    what = "" if examples is None else f", Jacobian of {examples:,} examples x {outputs} outputs"
+    lines = [f"Second-order methods (float64{what}):",
+             f"{'method':<14}{'largest state':<44}{'bytes':>10}{'peak':>10}"]
+    for row in second_order_report(p, examples, outputs, history):
+        lines.append(f"{row['method']:<14}{row['matrix']:<44}{human_bytes(row['matrix_bytes']):>10}"
+                     f"{human_bytes(row['peak_bytes']):>10}")
+        if row.get("jacobian_bytes"):
+            lines.append(f"{'':<14}{'J formed at once (gradfit sums row blocks)':<44}"
+                         f"{human_bytes(row['jacobian_bytes']):>10}")
+    return lines
+
+
 def add_arguments(parser) -> None:
     """Arguments of ``gradfit memory`` on an argparse parser."""
     parser.add_argument("layer_sizes", nargs="+", type=int,
@@ -173,9 +258,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 32, 128, 1024],
                         help="batch sizes for the activation memory (default 1 32 128 1024)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--examples", type=int, default=None,
+                        help="training examples, for the size of the whole Jacobian (J: examples "
+                             "x outputs rows)")
+    parser.add_argument("--history", type=int, default=10,
+                        help="L-BFGS history m (default 10, SciPy's L-BFGS-B default)")
 
 
 def run(args) -> int:
     """``gradfit memory``: print the report; returns the exit status."""
-    print(format_memory_report(args.layer_sizes, args.batch_sizes, args.dtype))
+    print(format_memory_report(args.layer_sizes, args.batch_sizes, args.dtype,
+                               examples=args.examples, history=args.history))
     return 0

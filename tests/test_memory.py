@@ -63,3 +63,32 @@ def test_bad_dtype_and_batch():
         memory_report(LECTURE, dtype="int32")
     with pytest.raises(ValueError, match="batch_sizes"):
         memory_report(LECTURE, batch_sizes=(0,))
+
+
+def test_second_order_bytes_of_the_lecture_networks():
+    from gradfit.memory import JACOBIAN_BLOCK_BYTES, method_bytes, second_order_report
+    n = 784 * 100 + 100 + 100 * 10 + 10
+    assert n == 79_510
+    lm = method_bytes("lm", n, examples=60_000, outputs=10)
+    assert lm["matrix_bytes"] == n * n * 8 and human_bytes(lm["matrix_bytes"]) == "50.6 GB"
+    assert lm["jacobian_bytes"] == 60_000 * 10 * n * 8               # 381.6 GB formed at once
+    assert lm["peak_bytes"] == 2 * n * n * 8 + JACOBIAN_BLOCK_BYTES   # summed in row blocks
+    assert method_bytes("bfgs", n)["peak_bytes"] == n * n * 8         # updated in place
+    assert method_bytes("newton", 2_555_501)["matrix_bytes"] == memory_report(LECTURE)["hessian"]["bytes_float64"]
+    assert method_bytes("lbfgs", n, history=5)["matrix_bytes"] == 2 * 5 * n * 8
+    assert method_bytes("adam", n)["matrix_bytes"] == 2 * n * 8
+    tiny = method_bytes("gauss_newton", 10, examples=3, outputs=1)
+    assert tiny["peak_bytes"] == 2 * 100 * 8 + 3 * 10 * 8              # the whole J is one block
+    assert [r["method"] for r in second_order_report(n)] == [
+        "newton", "gauss_newton", "lm", "bfgs", "lbfgs", "newton_cg", "adam"]
+    with pytest.raises(ValueError, match="unknown method 'sgd'"):
+        method_bytes("sgd", n)
+
+
+def test_cli_prints_second_order_methods(capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args(["784", "100", "10", "--examples", "60000", "--history", "20"])) == 0
+    out = capsys.readouterr().out
+    assert "J\u1d40J of 79,510\u00b2 float64" in out and "50.6 GB" in out and "381.6 GB" in out
+    assert "a history of 2 x 20 x 79,510 float64" in out
