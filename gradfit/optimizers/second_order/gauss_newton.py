@@ -1,0 +1,91 @@
+"""Gauss-Newton with a line search (damped Gauss-Newton; Nocedal & Wright 2006, Sec. 10.3).
+
+One iteration at the weights w, with the gradient g and the (generalized) Gauss-Newton matrix G
+of the batch-mean loss (`Objective.gauss_newton`: 2 J^T J / N_e for mse, J^T H J for the
+cross-entropies, see lm.py)::
+
+    solve G p = -g                      (Cholesky; G must be positive definite)
+    alpha = Wolfe line search along p   (SciPy's, starting at the full step alpha = 1)
+    w += alpha p
+
+G is only positive SEMI-definite: it is singular whenever the network has more weights than
+residuals (n > N d) or redundant weights, and always for a softmax output layer with a bias
+(adding one constant to every logit leaves the softmax unchanged, so that direction of the
+biases has zero curvature).  Then there is no Gauss-Newton step, and this method
+says so (before changing anything) and points to 'lm', whose damping mu I is exactly the cure.
+State: ``{"iterations"}``.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.linalg
+
+from ...curvature import check_memory
+from .base import Hyper, SecondOrderError, SecondOrderMethod, converged, restoring
+from .linesearch import LineSearchFailed, wolfe_search
+from .lm import check_gauss_newton_loss
+
+
+def cholesky_solve(A, b):
+    """x solving A x = b for a symmetric positive definite A, or None when A is singular,
+    ill-conditioned (LAPACK's rcond < machine epsilon) or indefinite.  A is left unchanged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+        try:
+            return scipy.linalg.solve(A, b, assume_a="pos", check_finite=False)
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgWarning, ValueError):
+            return None
+
+
+class GaussNewton(SecondOrderMethod):
+    """``GaussNewton(c1=1e-4, c2=0.9, gtol=1e-5)``: the Wolfe constants of the line search and
+    the gradient tolerance."""
+
+    name = "gauss_newton"
+    hyperparameters = (
+        Hyper("c1", 1e-4, "sufficient-decrease constant of the line search", above=0, below=1),
+        Hyper("c2", 0.9, "curvature constant of the line search", above=0, below=1),
+        Hyper("gtol", 1e-5, "stop when max |g_i| <= gtol (SciPy's default)", minimum=0),
+    )
+
+    def check(self, objective) -> None:
+        check_gauss_newton_loss(self.name, objective)
+
+    def init(self, params, network=None) -> dict:
+        check_memory(self.name, np.asarray(params).size, network=network)
+        return {"iterations": 0}
+
+    def iterate(self, objective, params, state):
+        self.check(objective)
+        with restoring(params) as x0:
+            f, g = objective.loss_and_grad(x0)
+            info = {"loss_before": f, "gradient": float(np.linalg.norm(g)), "step": False,
+                    "stop": None}
+            if converged(g, self.gtol, info):
+                params[...] = x0
+                return f, info
+            f, g, G = objective.gauss_newton(x0, method=self.name)
+            p = cholesky_solve(G, -g)
+            del G
+            if p is None:
+                raise SecondOrderError(self._singular(objective))
+            try:
+                alpha, loss, _ = wolfe_search(objective, x0, p, f, g, None, self.c1, self.c2)
+                params[...] = x0 + alpha * p
+                info.update(step=True, alpha=alpha)
+            except LineSearchFailed as exc:
+                params[...] = x0
+                loss, info["stop"] = f, f"line search failed: {exc}"
+        state["iterations"] = int(state["iterations"]) + 1
+        info["evaluations"] = dict(objective.evaluations)
+        return loss, info
+
+    @staticmethod
+    def _singular(objective) -> str:
+        n, residuals = objective.n, objective.residuals
+        fewer = "; fewer residuals than weights" if residuals < n else ""
+        return (f"the Gauss-Newton system is singular: JᵀJ ({n:,} x {n:,}) is not positive "
+                f"definite at these weights ({residuals:,} residuals for {n:,} weights{fewer}); "
+                "use optimizer 'lm', whose damping mu I makes the system solvable")

@@ -1,0 +1,89 @@
+"""Newton's method with the exact Hessian and a line search.
+
+One iteration at w, with the exact Hessian H (n x n, built from n Hessian-vector products by the
+R-operator, `Objective.hessian`) and the gradient g::
+
+    tau = 0 if H is positive definite, else the smallest of beta, 2 beta, 4 beta, ...
+          (beta = 1e-3 max_i |H_ii|) for which H + tau I is: "Cholesky with added multiple
+          of the identity", Nocedal & Wright (2006), Algorithm 3.3
+    solve (H + tau I) p = -g            (Cholesky)
+    alpha = Wolfe line search along p   (SciPy's, starting at the full step alpha = 1)
+    w += alpha p
+
+Where H is not positive definite (a saddle, or the non-convex parts of a network's loss) the
+pure Newton step would head for a saddle or a maximum; the shift makes p a descent direction
+and turns into gradient descent with step 1/tau as tau grows.  N&W take beta = 1e-3 for a
+well-scaled problem; here it is relative to H's largest diagonal entry, because the scale of a
+network's Hessian depends on the data.  SciPy has no dense-Hessian line-search Newton method
+(its ``trust-exact`` is a trust-region method whose radius it does not let us save between
+iterations), so this rule is written here.  State: ``{"iterations"}``; ``info["shift"]`` is tau.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...curvature import check_memory
+from .base import Hyper, SecondOrderError, SecondOrderMethod, converged, restoring
+from .gauss_newton import cholesky_solve
+from .linesearch import LineSearchFailed, wolfe_search
+
+MAX_SHIFTS = 200   # tau doubles each time: 2^200 beta is beyond any finite Hessian
+
+
+def shifted_newton_step(H, g, beta_ratio=1e-3):
+    """(p, tau) with (H + tau I) p = -g and tau >= 0 the first shift that makes H + tau I
+    positive definite (Nocedal & Wright Alg. 3.3; module docstring).  H is left unchanged."""
+    diag = np.diag(H)
+    beta = beta_ratio * max(float(np.max(np.abs(diag))), np.finfo(float).tiny)
+    tau = 0.0 if diag.min() > 0 else -float(diag.min()) + beta
+    for _ in range(MAX_SHIFTS):
+        if tau == 0.0:
+            p = cholesky_solve(H, -g)
+        else:
+            A = H.copy()
+            A[np.diag_indices_from(A)] += tau
+            p = cholesky_solve(A, -g)
+        if p is not None:
+            return p, tau
+        tau = max(2.0 * tau, beta)
+    raise SecondOrderError(f"no shift tau up to {tau:.3g} makes the Hessian positive definite: "
+                           "it is not finite or not symmetric")
+
+
+class Newton(SecondOrderMethod):
+    """``Newton(c1=1e-4, c2=0.9, gtol=1e-5, shift=1e-3)``: Wolfe constants, the gradient
+    tolerance, and beta / max|H_ii|."""
+
+    name = "newton"
+    hyperparameters = (
+        Hyper("c1", 1e-4, "sufficient-decrease constant of the line search", above=0, below=1),
+        Hyper("c2", 0.9, "curvature constant of the line search", above=0, below=1),
+        Hyper("gtol", 1e-5, "stop when max |g_i| <= gtol (SciPy's default)", minimum=0),
+        Hyper("shift", 1e-3, "beta of the shift, relative to max |H_ii|", above=0),
+    )
+
+    def init(self, params, network=None) -> dict:
+        check_memory(self.name, np.asarray(params).size, network=network)
+        return {"iterations": 0}
+
+    def iterate(self, objective, params, state):
+        with restoring(params) as x0:
+            f, g = objective.loss_and_grad(x0)
+            info = {"loss_before": f, "gradient": float(np.linalg.norm(g)), "step": False,
+                    "stop": None}
+            if converged(g, self.gtol, info):
+                params[...] = x0
+                return f, info
+            f, g, H = objective.hessian(x0, method=self.name)
+            p, info["shift"] = shifted_newton_step(H, g, self.shift)
+            del H
+            try:
+                alpha, loss, _ = wolfe_search(objective, x0, p, f, g, None, self.c1, self.c2)
+                params[...] = x0 + alpha * p
+                info.update(step=True, alpha=alpha)
+            except LineSearchFailed as exc:
+                params[...] = x0
+                loss, info["stop"] = f, f"line search failed: {exc}"
+        state["iterations"] = int(state["iterations"]) + 1
+        info["evaluations"] = dict(objective.evaluations)
+        return loss, info

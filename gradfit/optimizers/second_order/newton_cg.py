@@ -1,0 +1,109 @@
+"""Newton-CG (truncated Newton, "Hessian-free"): SciPy's ``minimize(method="Newton-CG")``, one
+iteration at a time, with exact Hessian-vector products (the R-operator) as its ``hessp``.
+
+One iteration, rule for rule as SciPy's ``_minimize_newtoncg`` (SciPy 1.17)::
+
+    b = -g;  eta = min(0.5, sqrt(|g|_1));  solve H p = b by conjugate gradients from p = 0,
+    stopping when |r|_1 <= eta |g|_1, or at a direction of curvature <= 3 eps (keep p), or at
+    negative curvature (keep p; on the first CG step take the steepest descent step scaled
+    by |g|^2 / |curvature|), at most cg_maxiter = 20 n steps
+    alpha = SciPy's Wolfe line search along p (its first trial step from the previous loss)
+    w += alpha p;  stop when |alpha p|_1 <= xtol = n * avextol
+
+H v never forms H: memory stays a few vectors of n (Martens 2010 used the Gauss-Newton
+product instead, for its positive semi-definiteness: ``curvature="gauss_newton"``).
+Written here rather than calling ``minimize`` because ``minimize`` cannot resume after one
+iteration with the previous loss that its line search uses (see linesearch.py); the tests
+check that the iterates equal a continuous SciPy run.  State: ``{"iterations", "f_prev"}``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Hyper, SecondOrderError, SecondOrderMethod, restoring
+from .linesearch import LineSearchFailed, wolfe_search
+
+EPS = np.finfo(np.float64).eps
+
+
+def truncated_cg(hessp, g, maxiter):
+    """SciPy Newton-CG's inner loop: an approximate solution p of H p = -g (module docstring).
+    Returns ``(p, cg_steps)``; raises SecondOrderError when CG does not converge."""
+    b = -g
+    maggrad = float(np.linalg.norm(b, ord=1))
+    termcond = min(0.5, math.sqrt(maggrad)) * maggrad
+    p = np.zeros_like(g)
+    ri = -b
+    psupi = -ri
+    dri0 = float(np.dot(ri, ri))
+    i = 0
+    for _ in range(maxiter):
+        if np.add.reduce(np.abs(ri)) <= termcond:
+            break
+        Ap = hessp(psupi)
+        curv = float(np.dot(psupi, Ap))
+        if 0 <= curv <= 3 * EPS:
+            break
+        if curv < 0:
+            if i == 0:   # steepest descent, scaled by the (negative) curvature along it
+                p = dri0 / (-curv) * b
+            break
+        alphai = dri0 / curv
+        p += alphai * psupi
+        ri += alphai * Ap
+        dri1 = float(np.dot(ri, ri))
+        psupi = -ri + dri1 / dri0 * psupi
+        i += 1
+        dri0 = dri1
+    else:
+        raise SecondOrderError(f"conjugate gradients did not converge in {maxiter} steps: the "
+                               "Hessian is not positive definite along its directions; use "
+                               "curvature='gauss_newton' or optimizer 'lbfgs'")
+    return p, i
+
+
+class NewtonCG(SecondOrderMethod):
+    """``NewtonCG(avextol=1e-5, c1=1e-4, c2=0.9, cg_maxiter=None, curvature="hessian")``:
+    SciPy's options (cg_maxiter None: 20 n), and which products CG uses."""
+
+    name = "newton_cg"
+    hyperparameters = (
+        Hyper("avextol", 1e-5, "stop when the step's mean |component| is below it", above=0),
+        Hyper("c1", 1e-4, "sufficient-decrease constant of the line search", above=0, below=1),
+        Hyper("c2", 0.9, "curvature constant of the line search", above=0, below=1),
+        Hyper("cg_maxiter", None, "CG steps per iteration (None: 20 n, SciPy's)", minimum=1,
+              integer=True, optional=True),
+        Hyper("curvature", "hessian", "products: exact 'hessian' (H v) or 'gauss_newton' (G v)",
+              choices=("hessian", "gauss_newton")),
+    )
+
+    def init(self, params, network=None) -> dict:
+        return {"iterations": 0, "f_prev": None}
+
+    def iterate(self, objective, params, state):
+        n = params.size
+        product = objective.hvp if self.curvature == "hessian" else objective.gnvp
+        with restoring(params) as x0:
+            f, g = objective.loss_and_grad(x0)
+            p, cg_steps = truncated_cg(lambda v: product(x0, v), g,
+                                       self.cg_maxiter or 20 * n)
+            info = {"loss_before": f, "gradient": float(np.linalg.norm(g)), "cg_steps": cg_steps,
+                    "step": False, "stop": None}
+            try:
+                alpha, loss, _ = wolfe_search(objective, x0, p, f, g, state["f_prev"],
+                                              self.c1, self.c2)
+            except LineSearchFailed as exc:
+                params[...] = x0
+                info["stop"] = f"line search failed: {exc}"
+                info["evaluations"] = dict(objective.evaluations)
+                return f, info
+            update = alpha * p
+            params[...] = x0 + update
+        state["f_prev"] = f
+        state["iterations"] = int(state["iterations"]) + 1
+        info.update(step=True, alpha=alpha, evaluations=dict(objective.evaluations))
+        if float(np.linalg.norm(update, ord=1)) <= n * self.avextol:
+            info["stop"] = f"converged: the step |alpha p|_1 <= xtol {n * self.avextol:g}"
+        return loss, info
