@@ -21,10 +21,12 @@ import scipy.optimize
 
 import gradfit
 from gradfit import Dense, Input, Sequential
-from gradfit.curvature import ENV_VAR, InsufficientMemoryError
+from gradfit.curvature import ENV_VAR, InsufficientMemoryError, jacobian
 from gradfit.optimizers.second_order import (BFGS, LBFGS, METHODS, GaussNewton, LevenbergMarquardt,
                                              Newton, NewtonCG, Objective, SecondOrderError,
                                              check_full_batch, get)
+from gradfit.optimizers.second_order.bfgs import bfgs_update
+from gradfit.optimizers.second_order.lbfgs import two_loop
 
 
 def _regression(seed=0, n=40, hidden=3, noise=0.05):
@@ -106,7 +108,6 @@ def test_bfgs_inverse_hessian_update_is_scipys_formula():
     rho = 1.0 / (y @ s)
     I = np.eye(n)
     expected = (I - rho * np.outer(s, y)) @ H @ (I - rho * np.outer(y, s)) + rho * np.outer(s, s)
-    from gradfit.optimizers.second_order.bfgs import bfgs_update
     before = H
     bfgs_update(H, s, y)
     assert H is before                      # in place
@@ -116,8 +117,6 @@ def test_bfgs_inverse_hessian_update_is_scipys_formula():
 def test_lbfgs_two_loop_is_the_bfgs_inverse_of_its_pairs():
     """H g from the two-loop recursion = BFGS updates of gamma I by the same pairs, oldest
     first (Nocedal & Wright, Sec. 7.2), over a ring that has wrapped around."""
-    from gradfit.optimizers.second_order.bfgs import bfgs_update
-    from gradfit.optimizers.second_order.lbfgs import two_loop
     rs = np.random.default_rng(1)
     n, m = 5, 3
     Q = rs.normal(size=(n, n))
@@ -209,7 +208,6 @@ def test_lm_reaches_the_minimum_of_scipy_least_squares_lm():
     rules differ, end in different ones)."""
     model, x, y, w0 = _regression(seed=4)
     objective = Objective(model, x, y, loss="mse")
-    from gradfit.curvature import jacobian
 
     def residuals(w):
         model.params[...] = w
@@ -302,6 +300,32 @@ def test_newton_cg_with_gauss_newton_products_descends():
     _, losses, _ = _run(NewtonCG(curvature="gauss_newton"), objective, model.params, 8)
     assert objective.evaluations["gnvp"] > 0 and objective.evaluations["hvp"] == 0
     assert losses[-1] < 0.5 * objective.loss(_classification(1)[3])
+
+
+def test_hvp_operator_shares_one_forward_pass_until_another_evaluation():
+    model, x, y, w0 = _regression()
+    objective = Objective(model, x, y, loss="mse")
+    forward = objective.net.forward
+    calls = []
+    objective.net.forward = lambda rows: calls.append(len(rows)) or forward(rows)
+    rs = np.random.default_rng(0)
+    v1, v2 = rs.normal(size=w0.size), rs.normal(size=w0.size)
+    product = objective.hvp_operator(w0)
+    a, b = product(v1), product(v2)
+    assert len(calls) == 1
+    objective.loss(w0 + 1.0)            # another pass moves the model: the next product redoes it
+    c = product(v1)
+    assert len(calls) == 3 and np.array_equal(a, c)
+    assert np.array_equal(b, objective.hvp(w0, v2)) and objective.evaluations["hvp"] == 4
+
+
+def test_newton_cg_stops_without_a_step_when_cg_does_not_converge():
+    model, x, y, w0 = _regression()
+    objective = Objective(model, x, y, loss="mse")
+    method = NewtonCG(cg_maxiter=1)
+    loss, info = method.iterate(objective, model.params, method.init(w0))
+    assert "did not converge in 1 steps" in info["stop"] and not info["step"]
+    assert np.array_equal(model.params, w0) and loss == objective.loss(w0)
 
 
 # ----------------------------------------------------------------------------- resumable state

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .base import Hyper, SecondOrderError, SecondOrderMethod, restoring
+from .base import Hyper, SecondOrderMethod, restoring
 from .linesearch import LineSearchFailed, wolfe_search
 
 EPS = np.finfo(np.float64).eps
@@ -30,7 +30,7 @@ EPS = np.finfo(np.float64).eps
 
 def truncated_cg(hessp, g, maxiter):
     """SciPy Newton-CG's inner loop: an approximate solution p of H p = -g (module docstring).
-    Returns ``(p, cg_steps)``; raises SecondOrderError when CG does not converge."""
+    Returns ``(p, cg_steps)``, p None when CG did not converge in `maxiter` steps."""
     b = -g
     maggrad = float(np.linalg.norm(b, ord=1))
     termcond = min(0.5, math.sqrt(maggrad)) * maggrad
@@ -58,9 +58,7 @@ def truncated_cg(hessp, g, maxiter):
         i += 1
         dri0 = dri1
     else:
-        raise SecondOrderError(f"conjugate gradients did not converge in {maxiter} steps: the "
-                               "Hessian is not positive definite along its directions; use "
-                               "curvature='gauss_newton' or optimizer 'lbfgs'")
+        return None, i
     return p, i
 
 
@@ -82,15 +80,26 @@ class NewtonCG(SecondOrderMethod):
     def init(self, params, network=None) -> dict:
         return {"iterations": 0, "f_prev": None}
 
+    def _products(self, objective, w):
+        """v -> H(w) v (sharing one forward pass over the CG solve), or v -> G(w) v."""
+        if self.curvature == "hessian":
+            return objective.hvp_operator(w)
+        return lambda v: objective.gnvp(w, v)
+
     def iterate(self, objective, params, state):
         n = params.size
-        product = objective.hvp if self.curvature == "hessian" else objective.gnvp
         with restoring(params) as x0:
             f, g = objective.loss_and_grad(x0)
-            p, cg_steps = truncated_cg(lambda v: product(x0, v), g,
+            p, cg_steps = truncated_cg(self._products(objective, x0), g,
                                        self.cg_maxiter or 20 * n)
             info = {"loss_before": f, "gradient": float(np.linalg.norm(g)), "cg_steps": cg_steps,
                     "step": False, "stop": None}
+            if p is None:    # SciPy stops here too (status 3), without a step
+                params[...] = x0
+                info["stop"] = (f"conjugate gradients did not converge in {cg_steps} steps: the "
+                                "Hessian keeps curving up; try curvature='gauss_newton' or 'lbfgs'")
+                info["evaluations"] = dict(objective.evaluations)
+                return f, info
             try:
                 alpha, loss, _ = wolfe_search(objective, x0, p, f, g, state["f_prev"],
                                               self.c1, self.c2)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import losses
 from ...curvature import (HessianVectorProducts, Network, check_memory, gauss_newton_matrix,
                           gauss_newton_vector_product, hessian_matrix)
 from ...curvature.jacobian import BLOCK_BYTES
@@ -72,6 +71,7 @@ class Objective:
         self.evaluations = {"loss": 0, "gradient": 0, "hvp": 0, "gnvp": 0, "gauss_newton": 0,
                             "hessian": 0}
         self._cache = None   # (w, loss, gradient) of the last gradient evaluation
+        self._passes = 0     # blocks of rows run through the model by this objective
 
     # -- what it is ---------------------------------------------------------------------------
     @property
@@ -90,6 +90,7 @@ class Objective:
 
     def _blocks(self):
         for s in range(0, len(self.x), self.block_rows):
+            self._passes += 1
             yield self.x[s:s + self.block_rows], self.y[s:s + self.block_rows]
 
     def _cached(self, w):
@@ -147,14 +148,32 @@ class Objective:
 
     def hvp(self, w, v):
         """H(w) v, exact (R-operator): one forward and R-pass, one Allreduce of n numbers."""
-        self._at(w)
-        buf = np.zeros(self.n)
-        for xb, yb in self._blocks():
-            buf += HessianVectorProducts(self.net, xb, yb, self.examples).apply(v)
-        self.comm.allreduce_(buf)
-        self.net.add_penalty_hvp(v, buf)
-        self.evaluations["hvp"] += 1
-        return buf
+        return self.hvp_operator(w)(v)
+
+    def hvp_operator(self, w):
+        """``v -> H(w) v`` for many products at the same w (one CG solve).  When the rows are
+        one block, the forward pass is run once and shared by every product until this
+        objective runs another pass; otherwise each product runs its own."""
+        w = np.array(w, copy=True)
+        shared = None
+
+        def apply(v):
+            nonlocal shared
+            if shared is None or shared[0] != self._passes:
+                self._at(w)
+                buf = np.zeros(self.n)
+                for xb, yb in self._blocks():
+                    products = HessianVectorProducts(self.net, xb, yb, self.examples)
+                    buf += products.apply(v)
+                if 0 < len(self.x) <= self.block_rows:
+                    shared = (self._passes, products)
+            else:
+                buf = shared[1].apply(v)
+            self.comm.allreduce_(buf)
+            self.net.add_penalty_hvp(v, buf)
+            self.evaluations["hvp"] += 1
+            return buf
+        return apply
 
     def gnvp(self, w, v):
         """G(w) v = J^T H_loss J v (+ penalties' Hessian v): one Allreduce of n numbers."""
