@@ -328,6 +328,24 @@ def test_newton_cg_stops_without_a_step_when_cg_does_not_converge():
     assert np.array_equal(model.params, w0) and loss == objective.loss(w0)
 
 
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_iteration_reports_what_the_loop_needs(name):
+    """info has loss_before, step, stop, evaluations on a step and on a converged stop."""
+    model, x, y, w0 = _regression(seed=4)
+    objective = Objective(model, x, y, loss="mse")
+    method = get(name)
+    loss, info = method.iterate(objective, model.params, method.init(w0))
+    assert {"loss_before", "step", "stop", "evaluations"} <= set(info)
+    assert info["step"] and loss < info["loss_before"] and loss == objective.loss(model.params)
+    assert sum(info["evaluations"].values()) >= 1
+    tolerance = {"lm": "min_grad", "newton_cg": "avextol"}.get(name, "gtol")
+    done = get(name, **{tolerance: 1e6})
+    loss, info = done.iterate(objective, model.params, done.init(model.params))
+    assert {"loss_before", "step", "stop", "evaluations"} <= set(info)
+    if name != "newton_cg":   # SciPy's Newton-CG tests its tolerance after the step
+        assert info["stop"] and not info["step"]
+
+
 # ----------------------------------------------------------------------------- resumable state
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_resumed_from_weights_and_state_continues_bit_for_bit(name):

@@ -63,7 +63,8 @@ class Hyper:
 
 class SecondOrderMethod:
     """Base class: hyperparameters from ``hyperparameters`` (validated at construction), the
-    config, and the full-batch check.  Subclasses define ``init`` and ``iterate``."""
+    config, and ``iterate``.  Subclasses define ``init`` and ``_iterate`` (one iteration,
+    returning ``(loss, info)``); ``iterate`` adds the objective's evaluation counts to info."""
 
     name = ""
     hyperparameters: tuple[Hyper, ...] = ()
@@ -92,6 +93,12 @@ class SecondOrderMethod:
         raise NotImplementedError
 
     def iterate(self, objective, params, state) -> tuple[float, dict]:
+        """One iteration (module docstring): ``params`` and ``state`` updated in place."""
+        loss, info = self._iterate(objective, params, state)
+        info["evaluations"] = dict(objective.evaluations)
+        return loss, info
+
+    def _iterate(self, objective, params, state) -> tuple[float, dict]:
         raise NotImplementedError
 
     def __repr__(self):

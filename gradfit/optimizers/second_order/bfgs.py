@@ -56,7 +56,7 @@ class BFGS(SecondOrderMethod):
         check_memory(self.name, n, network=network)
         return {"iterations": 0, "H": np.asfortranarray(np.eye(n)), "f_prev": None}
 
-    def iterate(self, objective, params, state):
+    def _iterate(self, objective, params, state):
         H = state["H"]
         with restoring(params) as x0:
             f, g = objective.loss_and_grad(x0)
@@ -79,7 +79,7 @@ class BFGS(SecondOrderMethod):
             params[...] = x
         state["f_prev"] = f
         state["iterations"] = int(state["iterations"]) + 1
-        info.update(step=True, alpha=alpha, evaluations=dict(objective.evaluations))
+        info.update(step=True, alpha=alpha)
         if converged(g_new, self.gtol, info):
             return loss, info
         if alpha * np.linalg.norm(p) <= self.xrtol * (self.xrtol + np.linalg.norm(x)):

@@ -57,7 +57,7 @@ class GaussNewton(SecondOrderMethod):
         check_memory(self.name, np.asarray(params).size, network=network)
         return {"iterations": 0}
 
-    def iterate(self, objective, params, state):
+    def _iterate(self, objective, params, state):
         self.check(objective)
         with restoring(params) as x0:
             f, g = objective.loss_and_grad(x0)
@@ -79,7 +79,6 @@ class GaussNewton(SecondOrderMethod):
                 params[...] = x0
                 loss, info["stop"] = f, f"line search failed: {exc}"
         state["iterations"] = int(state["iterations"]) + 1
-        info["evaluations"] = dict(objective.evaluations)
         return loss, info
 
     @staticmethod

@@ -77,7 +77,7 @@ class LBFGS(SecondOrderMethod):
         return {"iterations": 0, "s": np.zeros((m, n)), "y": np.zeros((m, n)), "count": 0,
                 "newest": m - 1}
 
-    def iterate(self, objective, params, state):
+    def _iterate(self, objective, params, state):
         with restoring(params) as x0:
             f, g = objective.loss_and_grad(x0)
             info = {"loss_before": f, "gradient": float(np.linalg.norm(g)), "step": False,
@@ -90,11 +90,10 @@ class LBFGS(SecondOrderMethod):
             except LineSearchFailed as exc:
                 params[...] = x0
                 info["stop"] = f"line search failed: {exc}"
-                info["evaluations"] = dict(objective.evaluations)
                 return f, info
             params[...] = x
         state["iterations"] = int(state["iterations"]) + 1
-        info.update(step=True, alpha=stp, evaluations=dict(objective.evaluations))
+        info.update(step=True, alpha=stp)
         if converged(g_new, self.gtol, info):
             return loss, info
         if f - loss <= self.ftol * max(abs(f), abs(loss), 1.0):

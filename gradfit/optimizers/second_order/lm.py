@@ -113,7 +113,7 @@ class LevenbergMarquardt(SecondOrderMethod):
         check_memory(self.name, np.asarray(params).size, network=network)
         return {"mu": self.mu, "iterations": 0}
 
-    def iterate(self, objective, params, state):
+    def _iterate(self, objective, params, state):
         self.check(objective)
         scale = 1.0 if self.performance == "mse" else float(objective.residuals)
         mu = float(state["mu"])
@@ -140,7 +140,7 @@ class LevenbergMarquardt(SecondOrderMethod):
             state["mu"] = mu
             state["iterations"] = int(state["iterations"]) + 1
             info["stop"] = self._stop(None, mu)   # mu beyond mu_max: no step will be found
-        info.update(mu=mu, evaluations=dict(objective.evaluations))
+        info.update(mu=mu)
         return loss, info
 
     def _stop(self, gradient, mu):

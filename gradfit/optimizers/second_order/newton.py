@@ -66,7 +66,7 @@ class Newton(SecondOrderMethod):
         check_memory(self.name, np.asarray(params).size, network=network)
         return {"iterations": 0}
 
-    def iterate(self, objective, params, state):
+    def _iterate(self, objective, params, state):
         with restoring(params) as x0:
             f, g = objective.loss_and_grad(x0)
             info = {"loss_before": f, "gradient": float(np.linalg.norm(g)), "step": False,
@@ -85,5 +85,4 @@ class Newton(SecondOrderMethod):
                 params[...] = x0
                 loss, info["stop"] = f, f"line search failed: {exc}"
         state["iterations"] = int(state["iterations"]) + 1
-        info["evaluations"] = dict(objective.evaluations)
         return loss, info

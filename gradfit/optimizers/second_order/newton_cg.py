@@ -86,7 +86,7 @@ class NewtonCG(SecondOrderMethod):
             return objective.hvp_operator(w)
         return lambda v: objective.gnvp(w, v)
 
-    def iterate(self, objective, params, state):
+    def _iterate(self, objective, params, state):
         n = params.size
         with restoring(params) as x0:
             f, g = objective.loss_and_grad(x0)
@@ -98,7 +98,6 @@ class NewtonCG(SecondOrderMethod):
                 params[...] = x0
                 info["stop"] = (f"conjugate gradients did not converge in {cg_steps} steps: the "
                                 "Hessian keeps curving up; try curvature='gauss_newton' or 'lbfgs'")
-                info["evaluations"] = dict(objective.evaluations)
                 return f, info
             try:
                 alpha, loss, _ = wolfe_search(objective, x0, p, f, g, state["f_prev"],
@@ -106,13 +105,12 @@ class NewtonCG(SecondOrderMethod):
             except LineSearchFailed as exc:
                 params[...] = x0
                 info["stop"] = f"line search failed: {exc}"
-                info["evaluations"] = dict(objective.evaluations)
                 return f, info
             update = alpha * p
             params[...] = x0 + update
         state["f_prev"] = f
         state["iterations"] = int(state["iterations"]) + 1
-        info.update(step=True, alpha=alpha, evaluations=dict(objective.evaluations))
+        info.update(step=True, alpha=alpha)
         if float(np.linalg.norm(update, ord=1)) <= n * self.avextol:
             info["stop"] = f"converged: the step |alpha p|_1 <= xtol {n * self.avextol:g}"
         return loss, info
