@@ -8,6 +8,7 @@ to stdout, and that no file of the working folder was created, changed or remove
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -199,16 +200,16 @@ ARGS = ["--hidden", "600,600", "--patience", "0", "--verbose", "2", "--seed", "5
 
 
 def test_ctrl_c_keeps_the_model_and_a_backup_and_the_resume_is_exact(tmp_path):
-    ref = run_train(tmp_path, "--epochs", "3", "--out", "ref", *ARGS)
+    ref = run_train(tmp_path, "--epochs", "4", "--out", "ref", *ARGS)
     assert ref.returncode == 0, ref.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "gradfit", "train", "--epochs", "3",
+    proc = subprocess.Popen([sys.executable, "-m", "gradfit", "train", "--epochs", "4",
                              "--out", "run", *ARGS], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = []
-    for line in proc.stdout:          # interrupt during epoch 2
+    for line in proc.stdout:          # interrupt during epoch 2 (on a loaded machine, maybe 3)
         lines.append(line)
-        if line.startswith("Epoch 1/3"):
-            time.sleep(0.3)
+        if line.startswith("Epoch 1/4"):
+            time.sleep(0.2)
             proc.send_signal(signal.SIGINT)
             break
     rest, err = proc.communicate(timeout=120)
@@ -216,16 +217,16 @@ def test_ctrl_c_keeps_the_model_and_a_backup_and_the_resume_is_exact(tmp_path):
     assert proc.returncode == 130, err
     assert err.count("SIGINT: stopping after the current step") == 1 and "Traceback" not in err
     last = out.strip().splitlines()[-1]
-    assert last.startswith("Interrupted at epoch 2, step ")
-    assert "Resume with: gradfit train --epochs 3 --out run" in last and last.endswith("--backup")
+    assert re.match(r"Interrupted at epoch [23], step \d+; kept the weights of epoch", last), last
+    assert "Resume with: gradfit train --epochs 4 --out run" in last and last.endswith("--backup")
     run = tmp_path / "run"
     assert (run / "model.gfm").exists() and (run / "backup" / "backup.gfm").exists()
     assert strict_json(run / "results.json")["ended"] == "interrupted"
     shutil.copytree(run, tmp_path / "other")
 
-    resumed = run_train(tmp_path, "--epochs", "3", "--out", "run", *ARGS, "--backup")
+    resumed = run_train(tmp_path, "--epochs", "4", "--out", "run", *ARGS, "--backup")
     assert resumed.returncode == 0, resumed.stderr
-    assert "(resuming at epoch 2, step " in resumed.stdout
+    assert re.search(r"\(resuming at epoch [23], step \d+ from its backup\)", resumed.stdout)
     assert not (run / "backup").exists()
     a, b = load_model(tmp_path / "ref" / "model.gfm"), load_model(run / "model.gfm")
     assert np.array_equal(a.params, b.params), "the resumed run ends where the uninterrupted one did"
@@ -234,12 +235,12 @@ def test_ctrl_c_keeps_the_model_and_a_backup_and_the_resume_is_exact(tmp_path):
     # a resume may change the learning rate (applied, said, recorded) but not the network
     other = tmp_path / "other"
     before = snapshot(other)
-    refused = run_train(tmp_path, "--epochs", "3", "--out", "other", *ARGS, "--backup",
+    refused = run_train(tmp_path, "--epochs", "4", "--out", "other", *ARGS, "--backup",
                         "--hidden", "300")
     assert refused.returncode == 2
     assert "--hidden must be '600,600', as in the run being resumed, got '300'" in refused.stderr
     assert snapshot(other) == before, "a refused resume changed the folder"
-    changed = run_train(tmp_path, "--epochs", "3", "--out", "other", *ARGS, "--backup",
+    changed = run_train(tmp_path, "--epochs", "4", "--out", "other", *ARGS, "--backup",
                         "--learning-rate", "0.0005")
     assert changed.returncode == 0, changed.stderr
     assert "learning_rate 0.001 -> 0.0005" in changed.stdout
