@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .. import optimizers
+from . import optimizer_flags
 from .common import add_data_arguments, build_network, load_data, parse_hidden, run_folder, write_json
 
 
@@ -12,14 +14,7 @@ def add_arguments(p):
     p.add_argument("--hidden", default="128,64", help="hidden layer widths, e.g. 500,1000,2000 (default 128,64)")
     p.add_argument("--activation", default="relu", help="relu, tanh, sigmoid, leaky_relu, linear (default relu)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer (default 0)")
-    p.add_argument("--optimizer", default="adam", help="sgd, adam, adamw, rmsprop, adagrad, adadelta (default adam)")
-    p.add_argument("--lr", "--learning-rate", dest="lr", type=float, default=None,
-                   help="learning rate (default: the optimizer's own)")
-    p.add_argument("--momentum", type=float, default=None, help="momentum for sgd / rmsprop")
-    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
-    p.add_argument("--opt-arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="any other optimizer argument, repeatable: --opt-arg beta_2=0.99 "
-                        "--opt-arg epsilon=1e-7 --opt-arg amsgrad=true")
+    optimizer_flags.add_arguments(p)
     p.add_argument("--batch-size", type=int, default=32, help="global mini-batch size (default 32)")
     p.add_argument("--epochs", type=int, default=100, help="maximum number of epochs (default 100)")
     p.add_argument("--patience", type=int, default=10,
@@ -35,39 +30,6 @@ def add_arguments(p):
     p.add_argument("--verbose", default="auto", help="0 silent, 1 progress bar, 2 one line per epoch, auto")
 
 
-def _optimizer(args):
-    from .. import optim
-    config = {}
-    if args.lr is not None:
-        config["learning_rate"] = args.lr
-    if args.momentum is not None:
-        config["momentum"] = args.momentum
-    if args.nesterov:
-        config["nesterov"] = True
-    opt = optim.get(args.optimizer)
-    known = opt.get_config()
-    for item in args.opt_arg:
-        name, sep, value = item.partition("=")
-        if not sep or name not in known:
-            raise ValueError(f"--opt-arg {item!r}: expected NAME=VALUE with NAME one of "
-                             f"{', '.join(sorted(known))} for {type(opt).__name__}")
-        config[name] = _value(value)
-    return optim.deserialize({"class_name": type(opt).__name__, "config": {**known, **config}})
-
-
-def _value(text):
-    """'true'/'false'/'none' or a number, else the text itself."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    try:
-        return int(text) if low.lstrip("-").isdigit() else float(text)
-    except ValueError:
-        return text
-
-
 def run(args):
     from .. import callbacks, datasets, set_random_seed
     from ..parallel import get_comm
@@ -75,6 +37,7 @@ def run(args):
     if args.backup and not args.out:
         raise ValueError("--backup needs --out DIR: the backup lives in DIR/backup, and a relaunch "
                          "of the same command finds it there")
+    optimizer = optimizer_flags.build(args)     # bad flags fail here, before any output
     comm = get_comm()
     verbose = int(args.verbose) if str(args.verbose).isdigit() else "auto"
     set_random_seed(args.seed)
@@ -87,15 +50,17 @@ def run(args):
     model = build_network(x_tr.shape[1], hidden, args.activation, args.dropout, ds.num_classes, out_dim, args.dtype)
     loss = "sparse_categorical_crossentropy" if ds.num_classes else "mse"
     metrics = ["accuracy"] if ds.num_classes else ["mae"]
-    model.compile(optimizer=_optimizer(args), loss=loss, metrics=metrics)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     folder = run_folder(args.out) if comm.rank == 0 else (args.out or "")
     if comm.rank == 0:
+        flags = optimizer_flags.declared()
         model.summary()
         write_json(os.path.join(folder, "config.json"), {
-            "command": "train", **{k: v for k, v in vars(args).items() if not k.startswith("_")},
+            "command": "train", **{k: v for k, v in vars(args).items() if not k.startswith("_")
+                                   and not (k in flags and v is None)},
             "dataset": ds.name, "train_examples": len(x_tr), "validation_examples": len(x_val),
             "test_examples": len(ds.x_test), "loss": loss, "metrics": metrics,
-            "optimizer": __import__("gradfit.optim", fromlist=["serialize"]).serialize(model.optimizer),
+            "optimizer": optimizers.serialize(model.optimizer),
             "model": model.get_config(), "mpi_ranks": comm.size})
     cbs = [callbacks.CSVLogger(os.path.join(folder, "history.csv"))]
     if args.patience > 0:
