@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from gradfit import optimizers
-from gradfit.optimizers import (SGD, Adadelta, Adagrad, Adam, AdamW, ExponentialDecay, RMSprop,
-                                drivers, forms)
+from gradfit.optimizers import (SGD, Adadelta, Adagrad, Adam, AdamW, ExponentialDecay, Nadam,
+                                RMSprop, drivers, forms)
 
 NAN = float("nan")
 
@@ -87,6 +87,22 @@ def adam_formula(p, g, s, lr, t, kw, decoupled=False):
 
 def adamw_formula(p, g, s, lr, t, kw):
     return adam_formula(p, g, s, lr, t, kw, decoupled=True)
+
+
+def nadam_formula(p, g, s, lr, t, kw):
+    """torch.optim.NAdam's documented algorithm (Dozat 2016), coupled weight decay."""
+    b1, b2, eps = kw.get("beta_1", 0.9), kw.get("beta_2", 0.999), kw.get("epsilon", 1e-8)
+    psi = kw.get("momentum_decay", 0.004)
+    g = g + (kw.get("weight_decay") or 0.0) * p
+
+    def mu(i):
+        return b1 * (1 - 0.5 * 0.96 ** (i * psi))
+    product = math.prod(mu(i) for i in range(1, t + 1))
+    new = {"m": b1 * s["m"] + (1 - b1) * g, "v": b2 * s["v"] + (1 - b2) * g**2}
+    den = np.sqrt(new["v"] / (1 - b2**t)) + eps
+    p = p - lr * (1 - mu(t)) / (1 - product) * g / den \
+        - lr * mu(t + 1) / (1 - product * mu(t + 1)) * new["m"] / den
+    return p, new
 
 
 # ------------------------------------------------------------------ the registry
@@ -201,6 +217,18 @@ CASES = [
     Case("adamw-epsilon-hat", AdamW, {"learning_rate": 0.01, "weight_decay": 0.1, "epsilon": 1e-4,
                                       "epsilon_hat": True}, adamw_formula,
          keras=("AdamW", {"learning_rate": 0.01, "weight_decay": 0.1, "epsilon": 1e-4})),
+    Case("nadam", Nadam, {"learning_rate": 0.01}, nadam_formula,
+         torch=("NAdam", {"lr": 0.01}),
+         parabola={"learning_rate": 0.1}, rosenbrock={"learning_rate": 0.03},
+         rejects=ADAM_REJECTS + ({"momentum_decay": -0.1},)),
+    Case("nadam-wd", Nadam, {"learning_rate": 0.01, "weight_decay": 0.01, "beta_1": 0.8,
+                             "beta_2": 0.99, "momentum_decay": 0.01}, nadam_formula,
+         torch=("NAdam", {"lr": 0.01, "weight_decay": 0.01, "betas": (0.8, 0.99),
+                          "momentum_decay": 0.01})),
+    Case("nadam-keras", Nadam, {"learning_rate": 0.01, "epsilon": 1e-7, "momentum_decay": 1.0},
+         nadam_formula, torch=("NAdam", {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}),
+         keras=("Nadam", {"learning_rate": 0.01, "epsilon": 1e-7}),
+         parabola={"learning_rate": 0.1}, rosenbrock={"learning_rate": 0.03}),
 ]
 IDS = [c.id for c in CASES]
 
@@ -250,6 +278,7 @@ def test_init_state_names_shape_dtype(case):
     expected |= {Adagrad: {"accumulator"}, Adadelta: {"accum_grad", "accum_update"},
                  Adam: {"m", "v"} | ({"vmax"} if case.kwargs.get("amsgrad") else set()),
                  AdamW: {"m", "v"} | ({"vmax"} if case.kwargs.get("amsgrad") else set()),
+                 Nadam: {"m", "v"},
                  RMSprop: {"rms"} | ({"momentum"} if case.kwargs.get("momentum") else set())
                  | ({"mean_grad"} if case.kwargs.get("centered") else set())}.get(case.cls, set())
     assert set(state) - {"step"} == expected
@@ -413,6 +442,8 @@ def test_defaults_are_the_papers():
     d = Adadelta()
     assert (d.learning_rate, d.rho, d.epsilon) == (1.0, 0.95, 1e-6)
     assert RMSprop().rho == 0.9 and SGD().learning_rate == 0.01 and AdamW().weight_decay == 0.01
+    n = Nadam()
+    assert (n.learning_rate, n.beta_1, n.beta_2, n.epsilon, n.momentum_decay) == (1e-3, 0.9, 0.999, 1e-8, 0.004)
 
 
 # ------------------------------------------------------------------ what update hands the backends
@@ -474,3 +505,11 @@ def test_names_come_from_the_classes():
     declared = {n: cls for cls in optimizers.OPTIMIZERS.values() for n in cls.__dict__.get("names", ())}
     assert declared == {n: cls for n, (cls, _) in optimizers.NAMES.items()}
     assert set(optimizers.OPTIMIZERS) <= set(optimizers.__all__)
+
+
+def test_nadam_product_is_recomputed_after_a_jump():
+    opt, fresh = Nadam(), Nadam()
+    for t in range(1, 30):
+        opt.coefficients(1e-3, t)                          # kept from step to step
+    assert opt.coefficients(1e-3, 7) == fresh.coefficients(1e-3, 7)      # back to 7: recomputed
+    assert opt.coefficients(1e-3, 8) == Nadam().coefficients(1e-3, 8)

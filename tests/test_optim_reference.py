@@ -2,12 +2,13 @@
 
 * 50 steps against ``torch.optim`` for every registry case torch has (SGD plain / momentum /
   nesterov / weight decay, Adagrad, RMSprop plain / momentum / centered, Adadelta, Adam,
-  AMSGrad, AdamW), on a random quadratic with the same gradient noise fed to both:
+  AMSGrad, AdamW, NAdam), on a random quadratic with the same gradient noise fed to both:
   relative error < 1e-10.
 * 50 steps against Keras 3 where its form matches when configured equal: SGD (Keras keeps lr
   inside the velocity, as gradfit), Adagrad and RMSprop with ``epsilon_inside_sqrt=True``,
-  Adadelta, Adam / AMSGrad / AdamW with ``epsilon_hat=True``.  ``test_keras_adam_is_epsilon_hat``
-  shows that Keras's Adam is the paper's rule with ``eps * sqrt(1 - b2**t)`` for ``eps``.
+  Adadelta, Adam / AMSGrad / AdamW with ``epsilon_hat=True``, Nadam with
+  ``momentum_decay=1``.  ``test_keras_adam_is_epsilon_hat`` shows that Keras's Adam is the
+  paper's rule with ``eps * sqrt(1 - b2**t)`` for ``eps``.
 * 50 steps against each case's formula in ``test_optim``.
 * The Keras and torch names each optimizer declares are arguments of those classes.
 * Clipping (``clipnorm`` per variable, ``global_clipnorm``, ``clipvalue``) against Keras

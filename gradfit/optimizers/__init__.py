@@ -22,6 +22,7 @@ from .rmsprop import RMSprop
 from .adadelta import Adadelta
 from .adam import Adam
 from .adamw import AdamW
+from .nadam import Nadam
 
 OPTIMIZERS = CLASSES   # class name -> class
 

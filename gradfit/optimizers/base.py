@@ -23,10 +23,10 @@ transfer are one operation each).
 Conventions shared by every optimizer (where the frameworks disagree):
 
 * **Numerics follow the papers, which is what torch.optim implements**: epsilon outside the
-  square root (Adagrad, RMSprop, Adam), inside both roots for Adadelta; Adam divides by
-  ``1 - beta**t``.  Keras's forms are options, each tested against Keras:
+  square root (Adagrad, RMSprop, Adam, Nadam), inside both roots for Adadelta; Adam divides
+  by ``1 - beta**t``.  Keras's forms are options, each tested against Keras:
   ``epsilon_inside_sqrt=True`` (Adagrad, RMSprop; also the lecture's Adam form),
-  ``epsilon_hat=True`` (Adam, AdamW).
+  ``epsilon_hat=True`` (Adam, AdamW), ``momentum_decay=1`` (Nadam).
 * **Momentum keeps the learning rate inside the velocity**, ``v <- mu v - lr d;
   theta <- theta + v`` (the lecture, Sutskever et al. 2013, Keras).  torch keeps it outside
   (``b <- mu b + d; theta <- theta - lr b``): the same trajectory while lr is constant
