@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from gradfit import optimizers
-from gradfit.optimizers import (SGD, Adadelta, Adagrad, Adam, AdamW, ExponentialDecay, Nadam,
-                                RMSprop, drivers, forms)
+from gradfit.optimizers import (SGD, Adadelta, Adagrad, Adam, AdamW, CosineDecay, ExponentialDecay,
+                                Lion, Nadam, RMSprop, drivers, forms)
 
 NAN = float("nan")
 
@@ -105,6 +105,14 @@ def nadam_formula(p, g, s, lr, t, kw):
     return p, new
 
 
+def lion_formula(p, g, s, lr, t, kw):
+    """Chen et al. 2023, Algorithm 2, line for line."""
+    b1, b2, wd = kw.get("beta_1", 0.9), kw.get("beta_2", 0.99), kw.get("weight_decay") or 0.0
+    c = b1 * s["m"] + (1 - b1) * g
+    p = p - lr * (np.sign(c) + wd * p)
+    return p, {"m": b2 * s["m"] + (1 - b2) * g}
+
+
 # ------------------------------------------------------------------ the registry
 @dataclasses.dataclass
 class Case:
@@ -130,6 +138,7 @@ SGD_REJECTS = ({"momentum": 1.0}, {"momentum": -0.1}, {"momentum": NAN},
 RMS_REJECTS = ({"rho": 1.0}, {"rho": -0.5}, {"epsilon": 0.0}, {"epsilon": -1e-8}, {"momentum": 1.5})
 ADAM_REJECTS = ({"beta_1": 1.2}, {"beta_1": -0.1}, {"beta_2": 1.0}, {"beta_2": NAN},
                 {"epsilon": 0.0}, {"epsilon": -1.0})
+BETA_REJECTS = ({"beta_1": 1.0}, {"beta_1": -0.5}, {"beta_2": 1.5}, {"beta_2": NAN})
 SLOW = {"learning_rate": ExponentialDecay(1e-2, 1000, 0.1)}  # a decaying lr lets it settle
 
 CASES = [
@@ -229,6 +238,14 @@ CASES = [
          nadam_formula, torch=("NAdam", {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}),
          keras=("Nadam", {"learning_rate": 0.01, "epsilon": 1e-7}),
          parabola={"learning_rate": 0.1}, rosenbrock={"learning_rate": 0.03}),
+    Case("lion", Lion, {"learning_rate": 0.003}, lion_formula,
+         keras=("Lion", {"learning_rate": 0.003}),
+         parabola={"learning_rate": CosineDecay(0.02, 1000)},       # the paper decays lr so
+         rosenbrock={"learning_rate": CosineDecay(0.01, 3000)},     # (Lion's step never shrinks)
+         rejects=BETA_REJECTS + ({"weight_decay": -0.1},)),
+    Case("lion-wd", Lion, {"learning_rate": 0.003, "beta_1": 0.8, "beta_2": 0.9, "weight_decay": 0.5},
+         lion_formula, keras=("Lion", {"learning_rate": 0.003, "beta_1": 0.8, "beta_2": 0.9,
+                                       "weight_decay": 0.5})),
 ]
 IDS = [c.id for c in CASES]
 
@@ -278,7 +295,7 @@ def test_init_state_names_shape_dtype(case):
     expected |= {Adagrad: {"accumulator"}, Adadelta: {"accum_grad", "accum_update"},
                  Adam: {"m", "v"} | ({"vmax"} if case.kwargs.get("amsgrad") else set()),
                  AdamW: {"m", "v"} | ({"vmax"} if case.kwargs.get("amsgrad") else set()),
-                 Nadam: {"m", "v"},
+                 Nadam: {"m", "v"}, Lion: {"m"},
                  RMSprop: {"rms"} | ({"momentum"} if case.kwargs.get("momentum") else set())
                  | ({"mean_grad"} if case.kwargs.get("centered") else set())}.get(case.cls, set())
     assert set(state) - {"step"} == expected
@@ -444,10 +461,11 @@ def test_defaults_are_the_papers():
     assert RMSprop().rho == 0.9 and SGD().learning_rate == 0.01 and AdamW().weight_decay == 0.01
     n = Nadam()
     assert (n.learning_rate, n.beta_1, n.beta_2, n.epsilon, n.momentum_decay) == (1e-3, 0.9, 0.999, 1e-8, 0.004)
+    assert (Lion().learning_rate, Lion().beta_1, Lion().beta_2, Lion().weight_decay) == (1e-3, 0.9, 0.99, None)
 
 
 # ------------------------------------------------------------------ what update hands the backends
-@pytest.mark.parametrize("cls,decoupled", [(SGD, False), (AdamW, True)])
+@pytest.mark.parametrize("cls,decoupled", [(SGD, False), (AdamW, True), (Lion, True)])
 def test_update_hands_the_rule_its_step_and_decay(monkeypatch, cls, decoupled):
     calls = []
     monkeypatch.setattr(drivers, "apply", lambda *args: calls.append(args))

@@ -7,9 +7,9 @@
 * 50 steps against Keras 3 where its form matches when configured equal: SGD (Keras keeps lr
   inside the velocity, as gradfit), Adagrad and RMSprop with ``epsilon_inside_sqrt=True``,
   Adadelta, Adam / AMSGrad / AdamW with ``epsilon_hat=True``, Nadam with
-  ``momentum_decay=1``.  ``test_keras_adam_is_epsilon_hat`` shows that Keras's Adam is the
-  paper's rule with ``eps * sqrt(1 - b2**t)`` for ``eps``.
-* 50 steps against each case's formula in ``test_optim``.
+  ``momentum_decay=1``, Lion.  ``test_keras_adam_is_epsilon_hat`` shows that Keras's Adam is
+  the paper's rule with ``eps * sqrt(1 - b2**t)`` for ``eps``.
+* 50 steps against each case's formula in ``test_optim`` (Lion's is the paper's Algorithm 2).
 * The Keras and torch names each optimizer declares are arguments of those classes.
 * Clipping (``clipnorm`` per variable, ``global_clipnorm``, ``clipvalue``) against Keras
   (exact) and torch's ``clip_grad_norm_`` / ``clip_grad_value_``.

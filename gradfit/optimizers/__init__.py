@@ -23,6 +23,7 @@ from .adadelta import Adadelta
 from .adam import Adam
 from .adamw import AdamW
 from .nadam import Nadam
+from .lion import Lion
 
 OPTIMIZERS = CLASSES   # class name -> class
 

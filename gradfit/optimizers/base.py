@@ -33,7 +33,8 @@ Conventions shared by every optimizer (where the frameworks disagree):
   (``v = -lr b``); here a new lr acts on new gradients only and never rescales the
   accumulated velocity, which is what a callback lowering lr expects.
 * **weight_decay** is torch's coupled L2 (``g <- g + wd * theta``) except where a class sets
-  ``decoupled_weight_decay`` (AdamW: ``theta <- theta (1 - lr wd)``, as torch and Keras).  Keras decouples it in every optimizer: use AdamW to match Keras.
+  ``decoupled_weight_decay`` (AdamW, Lion: ``theta <- theta (1 - lr wd)``, as torch, Keras
+  and the Lion paper).  Keras decouples it in every optimizer: use AdamW to match Keras.
 * **Clipping** is Keras's (``clipnorm`` per variable, ``global_clipnorm``, ``clipvalue``; at
   most one), applied to the raw gradient before weight decay.  Per-variable ``clipnorm``
   needs ``opt.init(params, segments=[(start, stop), ...])``; without segments the whole
