@@ -32,6 +32,8 @@ OPTIMIZERS = {
     "adam": ("Adam", {}, 7),
     "amsgrad": ("Adam", {"amsgrad": True}, 9),
     "adamw": ("AdamW", {}, 7),
+    "nadam": ("Nadam", {}, 7),
+    "lion": ("Lion", {}, 5),
 }
 
 
