@@ -81,7 +81,7 @@ def build(layers, seed=0):
     net += [gradfit.Dense(w, activation="relu") for w in layers[1:-1]]
     net.append(gradfit.Dense(layers[-1]))
     model = gradfit.Sequential(net, dtype="float32")
-    model.compile(optimizer=gradfit.optim.Adam(learning_rate=1e-4), loss="mse")
+    model.compile(optimizer=gradfit.optimizers.Adam(learning_rate=1e-4), loss="mse")
     return model
 
 

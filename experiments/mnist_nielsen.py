@@ -27,7 +27,7 @@ gradfit.set_random_seed(args.seed)
 (x, y), (x_test, y_test) = gradfit.datasets.mnist(download=False)
 onehot = gradfit.datasets.one_hot(y, 10)
 model = Sequential([Input(shape=(784,)), Dense(100, activation="sigmoid"), Dense(10, activation="sigmoid")])
-model.compile(optimizer=gradfit.optim.SGD(learning_rate=15.0), loss="mse", metrics=["categorical_accuracy"])
+model.compile(optimizer=gradfit.optimizers.SGD(learning_rate=15.0), loss="mse", metrics=["categorical_accuracy"])
 t0 = time.perf_counter()
 history = model.fit(x[:50000], onehot[:50000], batch_size=10, epochs=args.epochs, verbose=2,
                     validation_data=(x[50000:], onehot[50000:]))

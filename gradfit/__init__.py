@@ -12,8 +12,8 @@ are here too, so that Keras code runs after ``import gradfit as keras``.
                                 gradfit.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-from . import (callbacks, datasets, layers, losses, models, noise_scale, optim, optimizers,
-               regularizers, toy, utils)
+from . import (callbacks, datasets, layers, losses, models, noise_scale, optimizers, regularizers,
+               toy, utils)
 from .backend import get_backend, set_backend, set_num_threads
 from .layers import Activation, Dense, Dropout, Flatten, Input
 from .model import Sequential
@@ -24,7 +24,7 @@ from .utils import set_random_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "callbacks", "datasets", "layers", "losses", "models", "noise_scale", "optim", "optimizers",
+    "callbacks", "datasets", "layers", "losses", "models", "noise_scale", "optimizers",
     "regularizers", "toy",
     "utils",
     "Activation", "CorruptFileError", "Dense", "Dropout", "Flatten", "Input", "Sequential",

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import layers as layers_mod
 from . import losses, metrics as metrics_mod
-from . import optim
+from . import optimizers
 from .backend import to_numpy, xp
 from .layers import Flatten, Input, Layer
 from .params import FlatParams
@@ -297,7 +297,7 @@ class Sequential:
         if loss is None:
             raise ValueError(f"compile needs a loss; valid: {', '.join(sorted(losses.LOSSES))}")
         self.loss = losses.get(loss)
-        self.optimizer = optim.get(optimizer)
+        self.optimizer = optimizers.get(optimizer)
         self._metric_ids = [metrics] if isinstance(metrics, str) else list(metrics or [])
         self.train_state = TrainState()
         self._heads_ready = False

@@ -25,7 +25,7 @@ import tempfile
 
 import numpy as np
 
-from . import optim
+from . import optimizers
 from .backend import to_numpy, xp
 
 MAGIC = b"GRADFIT1"
@@ -101,7 +101,7 @@ def model_payload(model, include_optimizer=True) -> tuple[dict, dict]:
         meta["compile"] = {
             "loss": model.loss.get_config(),
             "metrics": [m if isinstance(m, str) else m.name for m in model._metric_ids],
-            "optimizer": optim.serialize(model.optimizer),
+            "optimizer": optimizers.serialize(model.optimizer),
         }
         opt_state = model.train_state.opt
         if include_optimizer and opt_state is not None:

@@ -11,7 +11,9 @@ functions cannot take cupy.ndarrays as inputs, and vice versa".  So:
   too), and so does assigning one into a device array; Python and numpy scalars are fine,
   and so are list or numpy *index* arrays, which CuPy copies to the device itself;
 * the only ways across are ``asarray(host)`` (host -> device), ``.get()`` / ``asnumpy``
-  (device -> host) and ``float()`` / ``int()`` / ``.item()`` of one element.
+  (device -> host) and ``float()`` / ``int()`` / ``.item()`` of one element;
+* ``fuse`` returns the function itself, which then runs on the device arrays operation by
+  operation: the code path of gradfit's fused optimizer step, not CUDA's kernel fusion.
 
 It lets the tests run gradfit's ``"cupy"`` backend code path (no numba, no numpy-only
 shortcuts, explicit transfers) on a machine without a GPU.  It is not CuPy: it checks where
@@ -172,6 +174,15 @@ def get_array_module(*args):
     return module
 
 
+def fuse(*args, **kwargs):
+    """``cupy.fuse`` stood in for by the function itself, called on the device arrays: the
+    fused kernel computes the same elementwise maths, in one pass instead of one per
+    operation.  Like CuPy's, it takes ``@fuse``, ``@fuse()`` and ``@fuse(kernel_name=...)``."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return args[0]
+    return lambda f: f
+
+
 def _module_getattr(name):
     attr = getattr(np, name)
     if isinstance(attr, (type, np.dtype)) or not callable(attr):
@@ -185,5 +196,6 @@ module.asarray = asarray
 module.array = array
 module.asnumpy = asnumpy
 module.get_array_module = get_array_module
+module.fuse = fuse
 module.__getattr__ = _module_getattr
 module.__fake__ = True

@@ -1,5 +1,6 @@
 """The command line: train writes a complete run folder; evaluate/predict use it; help and
 errors are clear."""
+import argparse
 import json
 import subprocess
 import sys
@@ -7,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+import gradfit
 from gradfit.cli import SUBCOMMANDS, main
+from gradfit.commands import train as train_command
 
 
 def test_train_evaluate_predict_round_trip(tmp_path, capsys):
@@ -74,7 +77,37 @@ def test_optimizer_arguments_reach_the_optimizer(tmp_path, capsys):
     assert main(["train", "--epochs", "1", "--out", str(out), "--verbose", "0", "--overwrite",
                  "--opt-arg", "beta3=1"]) == 2
     err = capsys.readouterr().err
-    assert "--opt-arg must be NAME=VALUE with NAME one of amsgrad" in err and "got 'beta3=1'" in err
+    assert "--opt-arg 'beta3=1': expected NAME=VALUE with NAME one of learning_rate" in err
+    out = tmp_path / "flags"
+    assert main(["train", "--epochs", "1", "--hidden", "8", "--verbose", "0", "--out", str(out),
+                 "--optimizer", "amsgrad", "--beta-2", "0.99", "--epsilon-hat", "--epsilon", "1e-7",
+                 "--no-fused"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["optimizer_config"] == {"class_name": "Adam", "config": gradfit.optimizers.Adam(
+        beta_2=0.99, amsgrad=True, epsilon_hat=True, epsilon=1e-7, fused=False).get_config()}
+    assert "momentum" not in saved and saved["beta_2"] == 0.99     # flags not given: not recorded
+
+
+def test_every_declared_hyperparameter_is_a_flag_with_its_doc():
+    parser = argparse.ArgumentParser()
+    train_command.add_arguments(parser)
+    flags = {s: a for a in parser._actions for s in a.option_strings}
+    for cls in gradfit.optimizers.OPTIMIZERS.values():
+        for h in cls.hyperparameters:
+            action = flags["--" + h.name.replace("_", "-")]
+            assert action.dest == h.name and action.default is None and h.doc in action.help
+            if isinstance(h.default, bool):
+                assert "--no-" + h.name.replace("_", "-") in flags
+    assert flags["--lr"] is flags["--learning-rate"]
+
+
+def test_a_flag_the_optimizer_does_not_take_is_refused_before_any_output(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["train", "--optimizer", "adam", "--momentum", "0.9", "--out", str(out),
+                 "--verbose", "0"]) == 2
+    captured = capsys.readouterr()
+    assert "adam takes: --learning-rate, --beta-1, --beta-2, --epsilon, --amsgrad" in captured.err
+    assert "(given: --momentum)" in captured.err and captured.out == "" and not out.exists()
 
 
 def test_backup_without_out_is_refused_before_training(capsys, tmp_path, monkeypatch):

@@ -58,7 +58,7 @@ def test_the_whole_keras_surface_runs_on_the_device_path(fake_device, tmp_path):
     gradfit.set_random_seed(0)
     model = gradfit.Sequential([gradfit.Input(shape=(6,)), gradfit.Dense(16, activation="relu"),
                                 gradfit.Dropout(0.1), gradfit.Dense(3, activation="softmax")])
-    model.compile(optimizer=gradfit.optim.Adam(1e-2, global_clipnorm=1.0),
+    model.compile(optimizer=gradfit.optimizers.Adam(1e-2, global_clipnorm=1.0),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     noise = GradientNoiseScale(every=1, min_steps=2)
     hist = model.fit(x, y, batch_size=20, epochs=6, verbose=0, validation_split=0.25,

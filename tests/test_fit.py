@@ -10,7 +10,7 @@ import pytest
 import gradfit
 from gradfit import Dense, Input, Sequential
 from gradfit.callbacks import Callback, EarlyStopping, LearningRateScheduler
-from gradfit.optim import SGD, Adam
+from gradfit.optimizers import SGD, Adam
 
 
 def _classification(n=160, seed=0):

@@ -90,7 +90,7 @@ def keras():
     return pytest.importorskip("keras")
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"])
+@pytest.mark.parametrize("name", list(gradfit.optimizers.OPTIMIZERS))
 def test_optimizer_arguments_sit_where_keras_puts_them(name, keras):
     # Keras code passes optimizer arguments positionally too: every argument gradfit shares
     # with Keras is at Keras's position; gradfit's own (epsilon_inside_sqrt, fused) are

@@ -108,7 +108,7 @@ def test_smooth_is_a_debiased_moving_average():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    (dict(optimizers=("nadam",)), "nadam"),
+    (dict(optimizers=("adamax",)), "unknown optimizer .adamax."),
     (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
     (dict(tune_epochs=1.5), "tune_epochs"),
     (dict(dropout=1.0), "dropout must be in"),

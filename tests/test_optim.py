@@ -3,21 +3,22 @@
 Here: one step against the formula written out below (with injected random state), the
 arguments each optimizer must reject, convergence on a parabola and on Rosenbrock within a
 stated budget, save/reload/continue == uninterrupted, the lecture's equivalent forms,
-lookup by name and serialization, and the contract with the fused kernel.
+lookup by name and serialization, what the declarations derive (signature, checks on
+assignment, config), and what ``update`` hands to the backends.
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 
 import numpy as np
 import pytest
 
-from gradfit import optim
-from gradfit.optim import (SGD, Adadelta, Adagrad, Adam, AdamW, ExponentialDecay, RMSprop,
-                           forms)
-from gradfit.optim import optimizers as optimizers_module
+from gradfit import optimizers
+from gradfit.optimizers import (SGD, Adadelta, Adagrad, Adam, AdamW, CosineDecay, ExponentialDecay,
+                                Lion, Nadam, RMSprop, drivers, forms)
 
 NAN = float("nan")
 
@@ -76,6 +77,9 @@ def adam_formula(p, g, s, lr, t, kw, decoupled=False):
     second = new["v"]
     if kw.get("amsgrad"):
         new["vmax"] = second = np.maximum(s["vmax"], new["v"])
+    if kw.get("epsilon_hat"):        # Keras: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        return p - lr_t * new["m"] / (np.sqrt(second) + eps), new
     m_hat, v_hat = new["m"] / (1 - b1**t), second / (1 - b2**t)
     den = np.sqrt(v_hat + eps) if kw.get("epsilon_inside_sqrt") else np.sqrt(v_hat) + eps
     return p - lr * m_hat / den, new
@@ -83,6 +87,30 @@ def adam_formula(p, g, s, lr, t, kw, decoupled=False):
 
 def adamw_formula(p, g, s, lr, t, kw):
     return adam_formula(p, g, s, lr, t, kw, decoupled=True)
+
+
+def nadam_formula(p, g, s, lr, t, kw):
+    """torch.optim.NAdam's documented algorithm (Dozat 2016), coupled weight decay."""
+    b1, b2, eps = kw.get("beta_1", 0.9), kw.get("beta_2", 0.999), kw.get("epsilon", 1e-8)
+    psi = kw.get("momentum_decay", 0.004)
+    g = g + (kw.get("weight_decay") or 0.0) * p
+
+    def mu(i):
+        return b1 * (1 - 0.5 * 0.96 ** (i * psi))
+    product = math.prod(mu(i) for i in range(1, t + 1))
+    new = {"m": b1 * s["m"] + (1 - b1) * g, "v": b2 * s["v"] + (1 - b2) * g**2}
+    den = np.sqrt(new["v"] / (1 - b2**t)) + eps
+    p = p - lr * (1 - mu(t)) / (1 - product) * g / den \
+        - lr * mu(t + 1) / (1 - product * mu(t + 1)) * new["m"] / den
+    return p, new
+
+
+def lion_formula(p, g, s, lr, t, kw):
+    """Chen et al. 2023, Algorithm 2, line for line."""
+    b1, b2, wd = kw.get("beta_1", 0.9), kw.get("beta_2", 0.99), kw.get("weight_decay") or 0.0
+    c = b1 * s["m"] + (1 - b1) * g
+    p = p - lr * (np.sign(c) + wd * p)
+    return p, {"m": b2 * s["m"] + (1 - b2) * g}
 
 
 # ------------------------------------------------------------------ the registry
@@ -110,6 +138,7 @@ SGD_REJECTS = ({"momentum": 1.0}, {"momentum": -0.1}, {"momentum": NAN},
 RMS_REJECTS = ({"rho": 1.0}, {"rho": -0.5}, {"epsilon": 0.0}, {"epsilon": -1e-8}, {"momentum": 1.5})
 ADAM_REJECTS = ({"beta_1": 1.2}, {"beta_1": -0.1}, {"beta_2": 1.0}, {"beta_2": NAN},
                 {"epsilon": 0.0}, {"epsilon": -1.0})
+BETA_REJECTS = ({"beta_1": 1.0}, {"beta_1": -0.5}, {"beta_2": 1.5}, {"beta_2": NAN})
 SLOW = {"learning_rate": ExponentialDecay(1e-2, 1000, 0.1)}  # a decaying lr lets it settle
 
 CASES = [
@@ -187,6 +216,36 @@ CASES = [
          rejects=ADAM_REJECTS + ({"weight_decay": -0.1},)),
     Case("adamw-amsgrad", AdamW, {"learning_rate": 0.01, "amsgrad": True}, adamw_formula,
          torch=("AdamW", {"lr": 0.01, "amsgrad": True})),
+    Case("adam-epsilon-hat", Adam, {"learning_rate": 0.01, "epsilon": 1e-3, "epsilon_hat": True},
+         adam_formula, keras=("Adam", {"learning_rate": 0.01, "epsilon": 1e-3}),
+         parabola={"learning_rate": 0.1}, rosenbrock={"learning_rate": 0.03},
+         rejects=({"epsilon_hat": True, "epsilon_inside_sqrt": True},)),
+    Case("amsgrad-epsilon-hat", Adam, {"learning_rate": 0.01, "epsilon": 1e-3, "epsilon_hat": True,
+                                       "amsgrad": True}, adam_formula,
+         keras=("Adam", {"learning_rate": 0.01, "epsilon": 1e-3, "amsgrad": True})),
+    Case("adamw-epsilon-hat", AdamW, {"learning_rate": 0.01, "weight_decay": 0.1, "epsilon": 1e-4,
+                                      "epsilon_hat": True}, adamw_formula,
+         keras=("AdamW", {"learning_rate": 0.01, "weight_decay": 0.1, "epsilon": 1e-4})),
+    Case("nadam", Nadam, {"learning_rate": 0.01}, nadam_formula,
+         torch=("NAdam", {"lr": 0.01}),
+         parabola={"learning_rate": 0.1}, rosenbrock={"learning_rate": 0.03},
+         rejects=ADAM_REJECTS + ({"momentum_decay": -0.1},)),
+    Case("nadam-wd", Nadam, {"learning_rate": 0.01, "weight_decay": 0.01, "beta_1": 0.8,
+                             "beta_2": 0.99, "momentum_decay": 0.01}, nadam_formula,
+         torch=("NAdam", {"lr": 0.01, "weight_decay": 0.01, "betas": (0.8, 0.99),
+                          "momentum_decay": 0.01})),
+    Case("nadam-keras", Nadam, {"learning_rate": 0.01, "epsilon": 1e-7, "momentum_decay": 1.0},
+         nadam_formula, torch=("NAdam", {"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}),
+         keras=("Nadam", {"learning_rate": 0.01, "epsilon": 1e-7}),
+         parabola={"learning_rate": 0.1}, rosenbrock={"learning_rate": 0.03}),
+    Case("lion", Lion, {"learning_rate": 0.003}, lion_formula,
+         keras=("Lion", {"learning_rate": 0.003}),
+         parabola={"learning_rate": CosineDecay(0.02, 1000)},       # the paper decays lr so
+         rosenbrock={"learning_rate": CosineDecay(0.01, 3000)},     # (Lion's step never shrinks)
+         rejects=BETA_REJECTS + ({"weight_decay": -0.1},)),
+    Case("lion-wd", Lion, {"learning_rate": 0.003, "beta_1": 0.8, "beta_2": 0.9, "weight_decay": 0.5},
+         lion_formula, keras=("Lion", {"learning_rate": 0.003, "beta_1": 0.8, "beta_2": 0.9,
+                                       "weight_decay": 0.5})),
 ]
 IDS = [c.id for c in CASES]
 
@@ -236,6 +295,7 @@ def test_init_state_names_shape_dtype(case):
     expected |= {Adagrad: {"accumulator"}, Adadelta: {"accum_grad", "accum_update"},
                  Adam: {"m", "v"} | ({"vmax"} if case.kwargs.get("amsgrad") else set()),
                  AdamW: {"m", "v"} | ({"vmax"} if case.kwargs.get("amsgrad") else set()),
+                 Nadam: {"m", "v"}, Lion: {"m"},
                  RMSprop: {"rms"} | ({"momentum"} if case.kwargs.get("momentum") else set())
                  | ({"mean_grad"} if case.kwargs.get("centered") else set())}.get(case.cls, set())
     assert set(state) - {"step"} == expected
@@ -264,9 +324,9 @@ def test_rejects_bad_arguments(cls, kwargs):
 
 
 def test_rejection_message_is_torch_style():
-    with pytest.raises(ValueError, match=r"Invalid beta_1 value: 1\.2; expected 0 <= beta_1 < 1"):
+    with pytest.raises(ValueError, match=r"beta_1 must be a number in \[0, 1\), got 1\.2"):
         Adam(beta_1=1.2)
-    with pytest.raises(TypeError, match="learning_rate must be a number"):
+    with pytest.raises(TypeError, match="learning_rate must be a finite number >= 0 or a schedule"):
         SGD(learning_rate="fast")
 
 
@@ -319,9 +379,9 @@ def test_save_reload_continue_equals_uninterrupted(case, tmp_path):
     for g in grads[:10]:
         opt.update(p, g.copy(), state)
     np.savez(tmp_path / "ckpt.npz", params=p, **state)           # state is arrays + a step
-    config = json.dumps(optim.serialize(opt))
+    config = json.dumps(optimizers.serialize(opt))
     loaded = np.load(tmp_path / "ckpt.npz")
-    opt2 = optim.deserialize(json.loads(config))
+    opt2 = optimizers.deserialize(json.loads(config))
     p2 = loaded["params"].copy()
     state2 = opt2.init(p2)
     state2.update({k: loaded[k].copy() for k in state2 if k != "step"}, step=int(loaded["step"]))
@@ -365,32 +425,32 @@ def test_lookahead_nesterov_equals_reformulated_under_change_of_variable():
 
 # ------------------------------------------------------------------ names and serialization
 def test_get_by_name_dict_and_instance():
-    assert isinstance(optim.get("adam"), Adam) and isinstance(optim.get("ADAMW"), AdamW)
-    nesterov = optim.get("nesterov")
+    assert isinstance(optimizers.get("adam"), Adam) and isinstance(optimizers.get("ADAMW"), AdamW)
+    nesterov = optimizers.get("nesterov")
     assert nesterov.nesterov and nesterov.momentum == 0.9
-    assert optim.get("amsgrad").amsgrad
+    assert optimizers.get("amsgrad").amsgrad
     opt = RMSprop(learning_rate=0.02, centered=True)
-    assert optim.get(opt) is opt
-    again = optim.get(optim.serialize(opt))
+    assert optimizers.get(opt) is opt
+    again = optimizers.get(optimizers.serialize(opt))
     assert type(again) is RMSprop and again.get_config() == opt.get_config()
     for name in ("sgd", "momentum", "adagrad", "rmsprop", "adadelta"):
-        assert isinstance(optim.get(name), optim.Optimizer)
+        assert isinstance(optimizers.get(name), optimizers.Optimizer)
 
 
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError, match="'adamx'.*sgd.*adadelta.*adamw"):
-        optim.get("adamx")
+        optimizers.get("adamx")
     with pytest.raises(TypeError):
-        optim.get(3)
-    with pytest.raises(ValueError, match="Nadam"):
-        optim.deserialize({"class_name": "Nadam", "config": {}})
+        optimizers.get(3)
+    with pytest.raises(ValueError, match="Adamax"):
+        optimizers.deserialize({"class_name": "Adamax", "config": {}})
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_config_round_trip_is_json(case):
     opt = case.make()
-    config = json.loads(json.dumps(optim.serialize(opt)))
-    again = optim.deserialize(config)
+    config = json.loads(json.dumps(optimizers.serialize(opt)))
+    again = optimizers.deserialize(config)
     assert type(again) is case.cls and again.get_config() == opt.get_config()
 
 
@@ -399,34 +459,75 @@ def test_defaults_are_the_papers():
     d = Adadelta()
     assert (d.learning_rate, d.rho, d.epsilon) == (1.0, 0.95, 1e-6)
     assert RMSprop().rho == 0.9 and SGD().learning_rate == 0.01 and AdamW().weight_decay == 0.01
+    n = Nadam()
+    assert (n.learning_rate, n.beta_1, n.beta_2, n.epsilon, n.momentum_decay) == (1e-3, 0.9, 0.999, 1e-8, 0.004)
+    assert (Lion().learning_rate, Lion().beta_1, Lion().beta_2, Lion().weight_decay) == (1e-3, 0.9, 0.99, None)
 
 
-# ------------------------------------------------------------------ the fused hook
-class _FakeFused:
-    def __init__(self, answer):
-        self.answer, self.calls = answer, []
-
-    def try_step(self, opt, params, grads, state, lr, decay=False):
-        assert decay, "the optimizer lets the kernel apply weight decay in its single pass"
-        self.calls.append((state["step"], lr, grads.copy()))
-        if self.answer:
-            params -= 1.0
-        return self.answer
-
-
-@pytest.mark.parametrize("answer", [True, False])
-def test_fused_hook_contract(monkeypatch, answer):
-    fake = _FakeFused(answer)
-    monkeypatch.setattr(optimizers_module, "_fused", fake)
-    opt = SGD(learning_rate=0.5, clipvalue=1.0)
+# ------------------------------------------------------------------ what update hands the backends
+@pytest.mark.parametrize("cls,decoupled", [(SGD, False), (AdamW, True), (Lion, True)])
+def test_update_hands_the_rule_its_step_and_decay(monkeypatch, cls, decoupled):
+    calls = []
+    monkeypatch.setattr(drivers, "apply", lambda *args: calls.append(args))
+    opt = cls(learning_rate=0.5, clipvalue=1.0, weight_decay=0.1)
     p, g = np.zeros(3), np.array([3.0, -0.5, 0.2])
     state = opt.init(p)
     opt.update(p, g, state)
-    step, lr, seen = fake.calls[0]
-    assert step == 0 and lr == 0.5 and state["step"] == 1      # called before the increment
-    np.testing.assert_array_equal(seen, [1.0, -0.5, 0.2])        # after clipping
-    expected = -1.0 if answer else -0.5 * np.array([1.0, -0.5, 0.2])
-    np.testing.assert_array_equal(p, np.broadcast_to(expected, 3))
-    fake.calls.clear()
-    SGD(learning_rate=0.5, fused=False).update(p, g, {"step": 0})
-    assert fake.calls == []                                      # fused=False never asks
+    rule, slots, params, grads, arrays, keep, wd, numbers, flags, fused = calls[0]
+    assert rule is type(opt).rule and slots == type(opt).slots and params is p and fused
+    np.testing.assert_array_equal(grads, [1.0, -0.5, 0.2])                    # clipped first
+    assert (keep, wd) == ((1 - 0.5 * 0.1, 0.0) if decoupled else (1.0, 0.1))
+    assert numbers == opt.coefficients(0.5, 1) and flags == opt.flags()     # t = step + 1
+    assert [a is not None for a in arrays] == [name in state for name in slots]
+    assert state["step"] == 1
+
+
+def test_update_runs_on_every_backend_it_names():
+    assert drivers.apply(Adam.rule, Adam.slots, np.ones(4), np.ones(4), [np.zeros(4), np.zeros(4), None],
+                         1.0, 0.0, Adam().coefficients(0.1, 1), (False, False)) == "numpy"
+
+
+# ------------------------------------------------------------------ the declarations
+@pytest.mark.parametrize("cls", list(optimizers.OPTIMIZERS.values()), ids=list(optimizers.OPTIMIZERS))
+def test_constructor_signature_is_the_declaration(cls):
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [(p.name, p.default) for p in params] == [(h.name, h.default) for h in cls.hyperparameters]
+    kinds = [p.kind == p.KEYWORD_ONLY for p in params]
+    assert kinds == sorted(kinds) and kinds[-1]          # keyword-only ones last, fused among them
+    assert getattr(cls, params[0].name).default == params[0].default   # Adam.learning_rate: the Hyper
+
+
+@pytest.mark.parametrize("cls", list(optimizers.OPTIMIZERS.values()), ids=list(optimizers.OPTIMIZERS))
+def test_every_hyperparameter_is_checked_on_assignment(cls):
+    opt = cls()
+    for h in cls.hyperparameters:
+        with pytest.raises((ValueError, TypeError), match=h.name):
+            setattr(opt, h.name, "nonsense")
+        assert getattr(opt, h.name) == h.default or h.name == "learning_rate" and opt.learning_rate == h.default
+    opt.learning_rate = ExponentialDecay(0.1, 10, 0.5)    # a schedule is a learning rate too
+    assert optimizers.deserialize(optimizers.serialize(opt)).current_learning_rate(10) == pytest.approx(0.05)
+
+
+def test_unknown_argument_and_two_epsilon_forms_are_refused():
+    with pytest.raises(TypeError, match="beta3"):
+        Adam(beta3=0.5)
+    with pytest.raises(ValueError, match="epsilon_inside_sqrt"):
+        AdamW(epsilon_hat=True, epsilon_inside_sqrt=True)
+
+
+def test_names_come_from_the_classes():
+    assert optimizers.NAMES["amsgrad"] == (Adam, {"amsgrad": True})
+    assert {name for name, (cls, _) in optimizers.NAMES.items() if cls is SGD} == {"sgd", "momentum", "nesterov"}
+    assert optimizers.create("nesterov", learning_rate=0.2).get_config() == \
+        SGD(learning_rate=0.2, momentum=0.9, nesterov=True).get_config()
+    declared = {n: cls for cls in optimizers.OPTIMIZERS.values() for n in cls.__dict__.get("names", ())}
+    assert declared == {n: cls for n, (cls, _) in optimizers.NAMES.items()}
+    assert set(optimizers.OPTIMIZERS) <= set(optimizers.__all__)
+
+
+def test_nadam_product_is_recomputed_after_a_jump():
+    opt, fresh = Nadam(), Nadam()
+    for t in range(1, 30):
+        opt.coefficients(1e-3, t)                          # kept from step to step
+    assert opt.coefficients(1e-3, 7) == fresh.coefficients(1e-3, 7)      # back to 7: recomputed
+    assert opt.coefficients(1e-3, 8) == Nadam().coefficients(1e-3, 8)

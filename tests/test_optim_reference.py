@@ -2,13 +2,15 @@
 
 * 50 steps against ``torch.optim`` for every registry case torch has (SGD plain / momentum /
   nesterov / weight decay, Adagrad, RMSprop plain / momentum / centered, Adadelta, Adam,
-  AMSGrad, AdamW), on a random quadratic with the same gradient noise fed to both:
+  AMSGrad, AdamW, NAdam), on a random quadratic with the same gradient noise fed to both:
   relative error < 1e-10.
-* 50 steps against Keras 3 where its form truly matches when configured equal: SGD (Keras
-  keeps lr inside the velocity, as gradfit), Adagrad and RMSprop with
-  ``epsilon_inside_sqrt=True`` (Keras's form), Adadelta.  Keras Adam/AdamW use epsilon-hat
-  (see ``gradfit.optim.Adam``): ``test_keras_adam_is_epsilon_hat`` shows the difference is
-  exactly that.
+* 50 steps against Keras 3 where its form matches when configured equal: SGD (Keras keeps lr
+  inside the velocity, as gradfit), Adagrad and RMSprop with ``epsilon_inside_sqrt=True``,
+  Adadelta, Adam / AMSGrad / AdamW with ``epsilon_hat=True``, Nadam with
+  ``momentum_decay=1``, Lion.  ``test_keras_adam_is_epsilon_hat`` shows that Keras's Adam is
+  the paper's rule with ``eps * sqrt(1 - b2**t)`` for ``eps``.
+* 50 steps against each case's formula in ``test_optim`` (Lion's is the paper's Algorithm 2).
+* The Keras and torch names each optimizer declares are arguments of those classes.
 * Clipping (``clipnorm`` per variable, ``global_clipnorm``, ``clipvalue``) against Keras
   (exact) and torch's ``clip_grad_norm_`` / ``clip_grad_value_``.
 """
@@ -23,7 +25,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from test_optim import CASES  # noqa: E402  (the one registry)
 
-from gradfit.optim import SGD, Adam  # noqa: E402
+from gradfit.optimizers import OPTIMIZERS, SGD, Adam  # noqa: E402
 
 STEPS, N = 50, 12
 
@@ -63,10 +65,15 @@ def test_matches_torch_50_steps(case, seed):
     x0, grad = problem(seed)
     name, kwargs = case.torch
     p = torch.tensor(x0.copy(), dtype=torch.float64, requires_grad=True)
-    opt = getattr(torch.optim, name)([p], **kwargs)
-    for k in range(STEPS):
-        p.grad = torch.tensor(grad(p.detach().numpy().copy(), k), dtype=torch.float64)
-        opt.step()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)   # NAdam keeps mu_product in the default dtype
+    try:
+        opt = getattr(torch.optim, name)([p], **kwargs)
+        for k in range(STEPS):
+            p.grad = torch.tensor(grad(p.detach().numpy().copy(), k), dtype=torch.float64)
+            opt.step()
+    finally:
+        torch.set_default_dtype(default)
     expected = p.detach().numpy()
     got = run_gradfit(case, x0, grad)
     assert rel_err(got, expected) < 1e-10
@@ -124,6 +131,38 @@ def test_matches_keras_50_steps(case, keras):
     got = run_gradfit(case, x0, grad)
     assert rel_err(got, expected) < 1e-10
     assert rel_err(expected, x0) > 1e-2
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_matches_its_formula_50_steps(case):
+    x0, grad = problem(9)
+    x, state = x0.copy(), {k: np.zeros(N) for k in case.make().init(x0) if k != "step"}
+    if "accumulator" in state:
+        state["accumulator"] += case.kwargs.get("initial_accumulator_value", 0.0)
+    lr = case.make().current_learning_rate(0)
+    for k in range(STEPS):
+        x, new = case.formula(x, grad(x, k), state, lr, k + 1, case.kwargs)
+        state.update(new)
+    got = run_gradfit(case, x0, grad)
+    assert rel_err(got, x) < 1e-10 and rel_err(x, x0) > 1e-2
+
+
+def declared_names(cls, which):
+    return {getattr(h, which) if which == "torch" else h.keras_name for h in cls.hyperparameters} - {None}
+
+
+@pytest.mark.parametrize("cls", list(OPTIMIZERS.values()), ids=list(OPTIMIZERS))
+def test_declared_reference_names_are_real_arguments(cls, keras):
+    import inspect
+    theirs = set(inspect.signature(getattr(keras.optimizers, cls.__name__).__init__).parameters)
+    assert declared_names(cls, "keras") <= theirs, declared_names(cls, "keras") - theirs
+    torch = pytest.importorskip("torch")
+    if cls.torch_class is None:                       # declared as having no torch class
+        assert not hasattr(torch.optim, cls.__name__)
+        return
+    theirs = set(inspect.signature(getattr(torch.optim, cls.torch_class).__init__).parameters)
+    ours = {name.split("[")[0] for name in declared_names(cls, "torch")}
+    assert ours <= theirs, ours - theirs
 
 
 def test_keras_adam_is_epsilon_hat(keras):

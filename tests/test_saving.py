@@ -17,7 +17,7 @@ def _model(dtype="float32"):
                         Dropout(0.25), Dense(5, activation="tanh", use_bias=False),
                         Activation("sigmoid"), Dense(3, activation="softmax")],
                        dtype=dtype, name="net")
-    model.compile(gradfit.optim.Adam(learning_rate=0.01, beta_1=0.8),
+    model.compile(gradfit.optimizers.Adam(learning_rate=0.01, beta_1=0.8),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -55,7 +55,7 @@ def test_save_load_round_trips_exactly(tmp_path, dtype):
     assert loaded.name == "net"
     assert loaded.loss.name == "sparse_categorical_crossentropy"
     assert [n for n, _ in loaded.metrics] == ["accuracy"]
-    assert gradfit.optim.serialize(loaded.optimizer) == gradfit.optim.serialize(model.optimizer)
+    assert gradfit.optimizers.serialize(loaded.optimizer) == gradfit.optimizers.serialize(model.optimizer)
     assert loaded.optimizer.learning_rate == 0.01
     # optimizer state
     assert loaded.train_state.opt["step"] == model.train_state.opt["step"] == 4
@@ -187,8 +187,8 @@ def test_archive_rejects_a_parameter_buffer_of_the_wrong_size(tmp_path):
         gradfit.load_model(tmp_path / "bad.gfm")
 
 
-@pytest.mark.parametrize("make", [lambda: gradfit.optim.SGD(learning_rate=0.1, momentum=0.9, clipnorm=0.5),
-                                  lambda: gradfit.optim.Adam(learning_rate=0.05, clipnorm=0.5, amsgrad=True)])
+@pytest.mark.parametrize("make", [lambda: gradfit.optimizers.SGD(learning_rate=0.1, momentum=0.9, clipnorm=0.5),
+                                  lambda: gradfit.optimizers.Adam(learning_rate=0.05, clipnorm=0.5, amsgrad=True)])
 def test_per_variable_clipnorm_continues_exactly_after_load(tmp_path, make):
     """Per-variable clipnorm needs the variables' segments: a loaded optimizer must have them."""
     rs = np.random.default_rng(0)

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from gradfit import optim
-from gradfit.optim import (SGD, Constant, CosineDecay, ExponentialDecay, InverseTimeDecay,
-                           StepDecay)
+from gradfit import optimizers
+from gradfit.optimizers import (SGD, Constant, CosineDecay, ExponentialDecay, InverseTimeDecay,
+                                PolynomialDecay, StepDecay)
 
 STEPS = [0, 1, 2, 5, 9, 10, 11, 37, 99, 100, 250]
 
@@ -26,6 +26,14 @@ def test_formulas():
     assert [c(0), c(5), c(10)] == pytest.approx([0.0, 0.5, 1.0])
     assert c(60) == pytest.approx(0.1 + 0.9 * 0.5)             # halfway down the cosine
     assert c(110) == c(500) == pytest.approx(0.1)              # floor alpha * peak
+
+
+def test_polynomial_decay_power_one_is_linear_to_the_end_rate():
+    s = PolynomialDecay(0.1, 10, end_learning_rate=0.02)
+    assert [s(i) for i in (0, 5, 10, 11, 1000)] == pytest.approx([0.1, 0.06, 0.02, 0.02, 0.02])
+    c = PolynomialDecay(0.1, 10, end_learning_rate=0.02, cycle=True)
+    # cycling: decay_steps grows to the next multiple of 10 at or above the step
+    assert [c(0), c(10), c(11), c(20)] == pytest.approx([0.1, 0.02, 0.1 - 0.08 * 11 / 20, 0.02])
 
 
 def test_inverse_time_satisfies_robbins_monro():
@@ -54,6 +62,11 @@ KERAS_PAIRS = [
     (CosineDecay(0.01, 100, alpha=0.05, warmup_target=0.1, warmup_steps=20), "CosineDecay",
      dict(initial_learning_rate=0.01, decay_steps=100, alpha=0.05, warmup_target=0.1, warmup_steps=20)),
     (CosineDecay(0.1, 50), "CosineDecay", dict(initial_learning_rate=0.1, decay_steps=50)),
+    (PolynomialDecay(0.1, 40), "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=40)),
+    (PolynomialDecay(0.1, 40, 0.01, power=0.5), "PolynomialDecay",
+     dict(initial_learning_rate=0.1, decay_steps=40, end_learning_rate=0.01, power=0.5)),
+    (PolynomialDecay(0.1, 40, 0.01, power=2.0, cycle=True), "PolynomialDecay",
+     dict(initial_learning_rate=0.1, decay_steps=40, end_learning_rate=0.01, power=2.0, cycle=True)),
 ]
 
 
@@ -67,11 +80,12 @@ def test_matches_keras(ours, name, kwargs, keras):
 
 @pytest.mark.parametrize("name,args", [("InverseTimeDecay", (0.1, 4, 0.5)),
                                        ("ExponentialDecay", (0.1, 10, 0.7, True)),
-                                       ("CosineDecay", (0.1, 50, 0.05))])
+                                       ("CosineDecay", (0.1, 50, 0.05)),
+                                       ("PolynomialDecay", (0.1, 30, 0.001, 3.0, True))])
 def test_positional_arguments_mean_what_they_mean_in_keras(name, args, keras):
     # Keras code passes schedule arguments positionally too: same order, same schedule
     theirs = getattr(keras.optimizers.schedules, name)(*args)
-    ours = getattr(optim, name)(*args)
+    ours = getattr(optimizers, name)(*args)
     expected = [float(keras.ops.convert_to_numpy(theirs(i))) for i in STEPS]
     np.testing.assert_allclose([ours(i) for i in STEPS], expected, rtol=1e-6)
 
@@ -89,13 +103,14 @@ def test_step_decay_matches_torch_steplr():
 
 
 @pytest.mark.parametrize("schedule", [Constant(0.1), InverseTimeDecay(0.1, 1, 0.01), ExponentialDecay(0.1, 5, 0.9),
-                                      StepDecay(0.1, 3), CosineDecay(0.0, 10, warmup_target=0.1, warmup_steps=2)])
+                                      StepDecay(0.1, 3), CosineDecay(0.0, 10, warmup_target=0.1, warmup_steps=2),
+                                      PolynomialDecay(0.1, 7, 0.0, 2.0, True)])
 def test_serialize_round_trip(schedule):
-    config = json.loads(json.dumps(optim.serialize(schedule)))
-    again = optim.deserialize(config)
+    config = json.loads(json.dumps(optimizers.serialize(schedule)))
+    again = optimizers.deserialize(config)
     assert again == schedule and [again(i) for i in range(20)] == [schedule(i) for i in range(20)]
     opt = SGD(learning_rate=schedule)
-    opt2 = optim.deserialize(json.loads(json.dumps(optim.serialize(opt))))
+    opt2 = optimizers.deserialize(json.loads(json.dumps(optimizers.serialize(opt))))
     assert [opt2.current_learning_rate(i) for i in range(20)] == [schedule(i) for i in range(20)]
 
 
@@ -117,12 +132,13 @@ def test_optimizer_uses_schedule_at_the_step_count():
     (lambda: InverseTimeDecay(-0.1, 1, 0.1), "-0.1"), (lambda: InverseTimeDecay(0.1, 0, 0.1), "0"),
     (lambda: ExponentialDecay(0.1, 10, float("nan")), "nan"), (lambda: StepDecay(0.1, 0), "0"),
     (lambda: StepDecay(0.1, 2.5), "2.5"), (lambda: CosineDecay(0.1, -5), "-5"),
-    (lambda: Constant(float("inf")), "inf")])
+    (lambda: Constant(float("inf")), "inf"), (lambda: PolynomialDecay(0.1, 0), "0"),
+    (lambda: PolynomialDecay(0.1, 10, power=-1.0), "-1.0")])
 def test_rejects_bad_arguments(make, bad):
     with pytest.raises(ValueError, match=bad):
         make()
 
 
 def test_unknown_schedule():
-    with pytest.raises(ValueError, match="PolynomialDecay.*CosineDecay"):
-        optim.schedules.deserialize({"class_name": "PolynomialDecay", "config": {}})
+    with pytest.raises(ValueError, match="PiecewiseConstantDecay.*CosineDecay"):
+        optimizers.schedules.deserialize({"class_name": "PiecewiseConstantDecay", "config": {}})

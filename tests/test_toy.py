@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from gradfit import optim
+from gradfit import optimizers
 from gradfit.toy import (PROBLEMS, LookaheadNesterov, compare, get_problem, optimizer_by_name,
                          run, run_toy_comparison, tune_learning_rate)
 from gradfit.toy.runner import diverged
@@ -109,11 +109,11 @@ def test_every_optimizer_converges_within_budget(problem, name):
 @pytest.mark.parametrize("name", ALL)
 def test_runner_trajectory_equals_stepping_by_hand(name):
     prob = get_problem("beale")
-    opt = optim.get(name)
+    opt = optimizers.get(name)
     opt.learning_rate, opt.fused = 3e-3, False
     traj = run(opt, prob, 50)
 
-    hand = optim.get(name)
+    hand = optimizers.get(name)
     hand.learning_rate, hand.fused = 3e-3, False
     p = np.array(prob.start, dtype=np.float64)
     state = hand.init(p)
@@ -130,7 +130,7 @@ def test_runner_trajectory_equals_stepping_by_hand(name):
 def test_both_nesterov_forms_coincide(problem):
     lr, mu, n = 1e-3, 0.9, 300
     look = run(LookaheadNesterov(lr, mu), problem, n, name="nesterov_lookahead")
-    lib = run(optim.SGD(learning_rate=lr, momentum=mu, nesterov=True, fused=False), problem, n)
+    lib = run(optimizers.SGD(learning_rate=lr, momentum=mu, nesterov=True, fused=False), problem, n)
     # the library stores theta~ = theta + mu v, the lecture's form stores theta
     np.testing.assert_allclose(lib.points, look.points + mu * look.velocities,
                                rtol=1e-10, atol=1e-12)
@@ -171,7 +171,7 @@ def test_tuning_picks_the_fastest_converged_and_marks_divergence():
 
 
 def test_tuning_by_final_loss_prefers_the_lower_loss():
-    best = tune_learning_rate(lambda lr: optim.SGD(learning_rate=lr, fused=False),
+    best = tune_learning_rate(lambda lr: optimizers.SGD(learning_rate=lr, fused=False),
                               "rosenbrock", 300, grid=[1e-4, 1e-3])
     low = run(optimizer_by_name("sgd", 1e-4), "rosenbrock", 300)
     assert best.learning_rate == 1e-3 and best.final_loss < low.final_loss

@@ -2,12 +2,12 @@
 
 An update is memory-bound: per element it reads ``params``, ``grads`` and every state array
 and writes ``params`` and every state array, so its minimum traffic is
-``(2 + 2 * n_state + 1) * P * itemsize`` bytes (``BYTES_PER_ELEMENT`` below counts the
-arrays).  GB/s = that traffic / seconds.  The reference for the attainable rate is a
+``(2 + 2 * n_state + 1) * P * itemsize`` bytes (the last entry of each ``OPTIMIZERS`` row
+counts the arrays).  GB/s = that traffic / seconds.  The reference for the attainable rate is a
 measured copy (``np.copyto``: one read + one write per element, STREAM's "Copy"), on one
 thread, and with numba on the benchmark's threads.
 
-The numpy path overwrites ``grads`` (it turns it into the step direction); to time it on the
+The numpy path overwrites ``grads`` (it uses it as scratch space); to time it on the
 same gradient each time, the gradient is restored with ``np.copyto`` before every step and
 that copy's measured time is subtracted.
 """
@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import optimizers
+from ..backend import configure_numba
+from ..optimizers import drivers
 from .timing import time_call, time_interleaved
 
-#: name -> (constructor kwargs for gradfit.optim.optimizers class, arrays moved per element)
+#: name -> (gradfit.optimizers class, constructor kwargs, arrays moved per element)
 OPTIMIZERS = {
     "sgd": ("SGD", {"learning_rate": 1e-3}, 3),
     "sgd_momentum": ("SGD", {"learning_rate": 1e-3, "momentum": 0.9}, 5),
@@ -29,6 +32,8 @@ OPTIMIZERS = {
     "adam": ("Adam", {}, 7),
     "amsgrad": ("Adam", {"amsgrad": True}, 9),
     "adamw": ("AdamW", {}, 7),
+    "nadam": ("Nadam", {}, 7),
+    "lion": ("Lion", {}, 5),
 }
 
 
@@ -66,20 +71,20 @@ def _parallel_copy():
 def gradfit_step(name: str, n: int, fused: bool):
     """(step function, its row without timings, seconds to subtract per call) for one gradfit
     optimizer on ``n`` float32 parameters; step None (and an "error" row) without numba."""
-    from ..optim import optimizers as O
     cls, kwargs, arrays = OPTIMIZERS[name]
-    opt = getattr(O, cls)(fused=fused, **kwargs)
+    opt = optimizers.OPTIMIZERS[cls](fused=fused, **kwargs)
     rng = np.random.default_rng(0)
     params = rng.standard_normal(n).astype(np.float32)
     g0 = (rng.standard_normal(n) * 1e-2).astype(np.float32)
     grads = g0.copy()
     state = opt.init(params)
-    row = {"optimizer": name, "path": "fused (numba)" if fused else "numpy reference",
-           "bytes": arrays * n * 4}
-    if fused:
-        from ..optim import fused as F
-        if not F.available():
-            return None, {"optimizer": name, "path": "fused", "error": "numba not installed"}, 0.0
+    numba_runs = fused and n >= drivers.PARALLEL_MIN
+    path = ("fused (numba)" if numba_runs else f"fused (numpy < {drivers.PARALLEL_MIN:,})") \
+        if fused else "numpy reference"
+    row = {"optimizer": name, "path": path, "bytes": arrays * n * 4}
+    if fused and configure_numba() is None:
+        return None, {"optimizer": name, "path": "fused", "error": "numba not installed"}, 0.0
+    if numba_runs:
         return (lambda: opt.update(params, grads, state)), row, 0.0  # grads only read
 
     def step():

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from .. import optimizers
 from .common import add_data_arguments, build_network, load_data, parse_hidden, run_folder, write_json
 
 
@@ -51,10 +52,7 @@ def add_arguments(p):
 
 
 def make_optimizer(name, lr):
-    from .. import optim
-    opt = optim.get(name)
-    config = {**opt.get_config(), "learning_rate": float(lr)}
-    return optim.deserialize({"class_name": type(opt).__name__, "config": config})
+    return optimizers.create(name, learning_rate=float(lr))
 
 
 def prepare(args):

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from .. import optim
+from .. import optimizers
 from ..callbacks import BackupAndRestore, Callback, CSVLogger, EarlyStopping
 from ..checks import ArgumentError, literal
 from ..datasets import train_val_test_split
@@ -39,6 +39,7 @@ from ..parallel import get_comm
 from ..plotting import plot_history
 from ..saving import read_archive
 from ..utils import set_random_seed
+from . import optimizer_flags
 from . import run_folder as folders
 from .common import add_data_arguments, build_network, load_data, parse_hidden, read_json, write_json
 from .outcome import final_line, read_outcome, results
@@ -65,16 +66,7 @@ def add_arguments(p):
                    help="hidden layers' activation (default relu)")
     p.add_argument("--dropout", type=number(0.0, below=1.0), default=0.0,
                    help="dropout rate after each hidden layer, in [0, 1) (default 0)")
-    p.add_argument("--optimizer", default="adam", choices=list(optim.NAMES),
-                   help="the optimizer (default adam)")
-    p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=number(above=0.0),
-                   default=None, help="learning rate (default: the optimizer's own)")
-    p.add_argument("--momentum", type=number(0.0, below=1.0), default=None,
-                   help="momentum for sgd / rmsprop")
-    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
-    p.add_argument("--opt-arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="any other optimizer argument, repeatable: --opt-arg beta_2=0.99 "
-                        "--opt-arg epsilon=1e-7 --opt-arg amsgrad=true")
+    optimizer_flags.add_arguments(p)
     p.add_argument("--batch-size", type=integer(1), default=32, help="global mini-batch size (default 32)")
     p.add_argument("--epochs", type=integer(1), default=100, help="maximum number of epochs (default 100)")
     p.add_argument("--patience", type=integer(0), default=10,
@@ -95,47 +87,6 @@ def add_arguments(p):
                         "when the run is interrupted (Ctrl-C, SIGTERM)")
     p.add_argument("--verbose", default="auto", choices=["0", "1", "2", "auto"],
                    help="0 silent, 1 progress bar, 2 one line per epoch, auto (default)")
-
-
-def _optimizer(args):
-    config = {}
-    if args.learning_rate is not None:
-        config["learning_rate"] = args.learning_rate
-    if args.momentum is not None:
-        config["momentum"] = args.momentum
-    if args.nesterov:
-        config["nesterov"] = True
-    opt = optim.get(args.optimizer)
-    known = opt.get_config()
-    for item in args.opt_arg:
-        name, sep, value = item.partition("=")
-        if not sep or name not in known:
-            raise ArgumentError("opt_arg", item, f"NAME=VALUE with NAME one of "
-                                f"{', '.join(sorted(known))} for {type(opt).__name__}")
-        config[name] = _value(value)
-    unknown = sorted(set(config) - set(known))
-    if unknown:
-        flags = {"learning_rate": "{learning_rate}", "momentum": "{momentum}",
-                 "nesterov": "{nesterov}"}
-        raise ArgumentError(unknown[0], config[unknown[0]],
-                            f"unset: {type(opt).__name__} ({args.optimizer}) takes no "
-                            f"{unknown[0]}",
-                            f"{args.optimizer} takes "
-                            + ", ".join(flags.get(k, f"--opt-arg {k}=...") for k in sorted(known)))
-    return optim.deserialize({"class_name": type(opt).__name__, "config": {**known, **config}})
-
-
-def _value(text):
-    """'true'/'false'/'none' or a number, else the text itself."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    try:
-        return int(text) if low.lstrip("-").isdigit() else float(text)
-    except ValueError:
-        return text
 
 
 def _check_combinations(args):
@@ -165,7 +116,10 @@ def _check_memory(sizes, args, opt):
 
 
 def _settings(args) -> dict:
-    return {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    """The command's settings for config.json (optimizer flags not given are left out: the
+    optimizer's own defaults are in ``optimizer_config``)."""
+    unset = {k for k in optimizer_flags.declared() if getattr(args, k, None) is None}
+    return {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in unset}
 
 
 def _on_rank0(comm, fn):
@@ -225,8 +179,8 @@ def _resume_changes(folder, args, opt) -> tuple[dict, dict]:
     changed = {k: [config.get(k), new[k]] for k in ("epochs", "patience", "verbose", "data_dir")
                if k in config and config.get(k) != new[k]}
     old_opt = config["optimizer_config"]["config"]
-    new_opt = optim.serialize(opt)["config"]
-    slots_old = sorted(optim.deserialize(config["optimizer_config"]).init(np.zeros(1)))
+    new_opt = optimizers.serialize(opt)["config"]
+    slots_old = sorted(optimizers.deserialize(config["optimizer_config"]).init(np.zeros(1)))
     slots_new = sorted(opt.init(np.zeros(1)))
     if slots_old != slots_new:
         raise ArgumentError("optimizer", args.optimizer, "an optimizer with the backup's state "
@@ -251,7 +205,7 @@ def run(args):
     # 1. Everything checked before anything is printed or written.
     _check_combinations(args)
     hidden = parse_hidden(args.hidden)
-    opt = _optimizer(args)
+    opt = optimizer_flags.build(args)
     set_random_seed(args.seed)
     ds = load_data(args)
     task = decide_task(ds.y_train, ds.y_test, args.task, args.num_classes, ds.source_rows, ds.source)
@@ -312,7 +266,7 @@ def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes
               "decided_task": task.describe(),
               "train_examples": len(train[0]), "validation_examples": len(val[0]),
               "test_examples": len(ds.x_test), "loss": task.loss, "metrics": list(task.metrics),
-              "optimizer_config": optim.serialize(model.optimizer), "model": model.get_config(),
+              "optimizer_config": optimizers.serialize(model.optimizer), "model": model.get_config(),
               "mpi_ranks": comm.size, "resumes": []}
     if mode == "resume":
         record["resumes"] = config.get("resumes", []) + [

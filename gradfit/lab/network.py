@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .. import optimizers
 from ..callbacks.base import Callback
 
 DEFAULT_OPTIMIZERS = ("nesterov", "adagrad", "rmsprop", "adadelta", "adam")
@@ -107,9 +108,8 @@ def setup_for(data: str = "mnist", **overrides) -> NetSetup:
 
 def check_setup(s: NetSetup) -> None:
     """ValueError naming the bad field of ``s``."""
-    from .. import optim
     for name in s.optimizers:
-        optim.get(name)  # raises, listing the valid names
+        optimizers.lookup(name)  # raises, listing the valid names
         if not s.grid(name):
             raise ValueError(f"optimizer {name!r} has no learning-rate grid: pass "
                              f"grids={{{name!r}: (lr1, lr2, ...)}}")
@@ -179,12 +179,9 @@ class NetRun:
 
 
 def make_optimizer(name: str, learning_rate: float):
-    """The optimizer ``name`` (a ``gradfit.optim`` name: ``nesterov`` is SGD with Nesterov
+    """The optimizer ``name`` (a ``gradfit.optimizers`` name: ``nesterov`` is SGD with Nesterov
     momentum 0.9) with ``learning_rate``; every other setting is the library's default."""
-    from .. import optim
-    opt = optim.get(name)
-    return optim.deserialize({"class_name": type(opt).__name__,
-                              "config": {**opt.get_config(), "learning_rate": float(learning_rate)}})
+    return optimizers.create(name, learning_rate=float(learning_rate))
 
 
 def build_model(input_dim: int, setup: NetSetup, num_classes: int = 10):

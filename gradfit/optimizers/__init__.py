@@ -1,12 +1,88 @@
-"""``keras.optimizers``'s names, for Keras code with one import changed
-(``import gradfit as keras``): the optimizers themselves live in ``gradfit.optim``.
+"""gradfit.optimizers: optimizers over one flat buffer, schedules, and lookup by name.
 
-    keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
-    keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.ExponentialDecay(1e-3, 1000, 0.9))
+Keras's namespace too (``import gradfit as keras; keras.optimizers.Adam(1e-3)``).  Each
+optimizer is one file holding its maths, its declared hyperparameters and its elementwise
+rule; defining the class registers it, so adding one is its file plus its import line below.
+
+``get("adam")``, ``get({"class_name": "Adam", "config": {...}})`` or ``get(Adam())``;
+``create("nesterov", learning_rate=0.1)`` (a name with settings); ``serialize(obj)`` /
+``deserialize(d)`` for optimizers and schedules alike.
 """
-from ..optim import (SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop, deserialize, get,
-                     serialize)
-from . import schedules
+from __future__ import annotations
 
-__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "deserialize",
-           "get", "schedules", "serialize"]
+from . import forms, schedules
+from .base import CLASSES, NAMES, Optimizer
+from .hyper import Declared, Hyper
+from .schedules import (Constant, CosineDecay, ExponentialDecay, InverseTimeDecay,
+                        LearningRateSchedule, PolynomialDecay, Schedule, StepDecay)
+# the registry: one line per optimizer, in the order names are listed
+from .sgd import SGD
+from .adagrad import Adagrad
+from .rmsprop import RMSprop
+from .adadelta import Adadelta
+from .adam import Adam
+from .adamw import AdamW
+from .nadam import Nadam
+from .lion import Lion
+
+OPTIMIZERS = CLASSES   # class name -> class
+
+
+def serialize(obj) -> dict:
+    """``{"class_name": ..., "config": ...}`` of an optimizer or a schedule (JSON-able)."""
+    if isinstance(obj, Schedule):
+        return schedules.serialize(obj)
+    if isinstance(obj, Optimizer):
+        return {"class_name": type(obj).__name__, "config": obj.get_config()}
+    raise TypeError(f"cannot serialize {obj!r}: expected a gradfit optimizer or schedule")
+
+
+def deserialize(config: dict):
+    """Inverse of ``serialize`` (optimizers and schedules)."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise TypeError(f"expected a dict {{'class_name': ..., 'config': {{...}}}}, got {config!r}")
+    name = config["class_name"]
+    if name in schedules.SCHEDULES:
+        return schedules.deserialize(config)
+    if name not in CLASSES:
+        raise ValueError(f"unknown optimizer class {name!r}: expected one of "
+                         f"{', '.join(CLASSES)} or a schedule ({', '.join(schedules.SCHEDULES)})")
+    return CLASSES[name].from_config(dict(config.get("config", {})))
+
+
+def lookup(name: str):
+    """``(class, preset arguments)`` of a registered name (case-insensitive) or class name."""
+    if isinstance(name, str) and name.lower() in NAMES:
+        return NAMES[name.lower()]
+    if isinstance(name, str) and name in CLASSES:
+        return CLASSES[name], {}
+    raise ValueError(f"unknown optimizer {name!r}: valid names are {', '.join(NAMES)}")
+
+
+def create(name: str, **hyperparameters) -> Optimizer:
+    """The optimizer called ``name`` with ``hyperparameters`` over its preset ones:
+    ``create("nesterov", learning_rate=0.1)`` is ``SGD(momentum=0.9, nesterov=True,
+    learning_rate=0.1)``."""
+    cls, preset = lookup(name)
+    return cls(**{**preset, **hyperparameters})
+
+
+def get(identifier) -> Optimizer:
+    """An optimizer from a name (case-insensitive), a serialized dict, or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        return create(identifier)
+    raise TypeError(f"cannot interpret {identifier!r} as an optimizer: pass a name "
+                    f"({', '.join(NAMES)}), a serialized dict or an optimizer instance")
+
+
+__all__ = [
+    "Optimizer", "Declared", "Hyper", *CLASSES,
+    "Schedule", "LearningRateSchedule", "Constant", "InverseTimeDecay", "ExponentialDecay",
+    "StepDecay", "CosineDecay", "PolynomialDecay",
+    "get", "create", "lookup", "serialize", "deserialize", "forms", "schedules", "OPTIMIZERS",
+    "NAMES",
+]

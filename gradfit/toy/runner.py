@@ -4,7 +4,7 @@
 ``opt.update(params, grads, state)`` on a flat float64 array of 2 values, one gradient
 ``problem.grad(params)`` per step (full-batch, no noise).  The lecture's lookahead Nesterov
 (``v <- mu v - lr g(theta + mu v); theta <- theta + v``) needs the gradient at a point of
-its own choosing, so it runs in its original form through ``gradfit.optim.forms`` under the
+its own choosing, so it runs in its original form through ``gradfit.optimizers.forms`` under the
 name ``"nesterov_lookahead"``; its trajectory records ``theta_t`` (the library's
 ``"nesterov"`` records ``theta_t + mu v_t``, the same iteration written at the look-ahead
 point).
@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import optimizers
+from ..optimizers import forms
 from .problems import Problem, get_problem
 
 DEFAULT_GRID = np.logspace(-5, 0, 16)
@@ -73,7 +75,7 @@ class Trajectory:
 
 
 class LookaheadNesterov:
-    """The lecture's Nesterov momentum in its original lookahead form (``optim.forms``).
+    """The lecture's Nesterov momentum in its original lookahead form (``optimizers.forms``).
 
     Not an ``init``/``update`` optimizer: it needs ``grad_fn`` itself, which ``run`` gives.
     """
@@ -91,7 +93,7 @@ class LookaheadNesterov:
 
 
 def optimizer_by_name(name: str, learning_rate=None):
-    """A fresh optimizer called ``name`` (a ``gradfit.optim`` name or ``"nesterov_lookahead"``).
+    """A fresh optimizer called ``name`` (a ``gradfit.optimizers`` name or ``"nesterov_lookahead"``).
 
     ``learning_rate=None`` keeps the optimizer's own default.  On 2 parameters the update
     takes the numpy path by itself (the fused kernels start at 128k parameters).
@@ -99,12 +101,10 @@ def optimizer_by_name(name: str, learning_rate=None):
     if name == LOOKAHEAD:
         opt = LookaheadNesterov()
     else:
-        from .. import optim
-
-        if not isinstance(name, str) or name.lower() not in optim.NAMES:
+        if not isinstance(name, str) or name.lower() not in optimizers.NAMES:
             raise ValueError(f"unknown optimizer {name!r}: valid names are "
-                             f"{', '.join(list(optim.NAMES) + [LOOKAHEAD])}")
-        opt = optim.get(name)
+                             f"{', '.join(list(optimizers.NAMES) + [LOOKAHEAD])}")
+        opt = optimizers.get(name)
     if learning_rate is not None:
         opt.learning_rate = float(learning_rate)
     return opt
@@ -134,8 +134,6 @@ def run(optimizer, problem, steps: int, start=None, name: str | None = None) -> 
     velocities = None
     with np.errstate(all="ignore"):
         if isinstance(optimizer, LookaheadNesterov):
-            from ..optim import forms
-
             points, velocities = forms.nesterov_lookahead(
                 problem.grad, params, optimizer.learning_rate, optimizer.momentum, int(steps))
         else:

@@ -76,23 +76,23 @@ def run(name, dtype, optimizer, kind, callbacks=(), epochs=EPOCHS, regularized=F
 
 
 params, record = {}, {"rank": comm.rank, "size": comm.size}
-m, record["adam64"] = run("adam64", "float64", gradfit.optim.Adam(learning_rate=1e-2), "clf", [
+m, record["adam64"] = run("adam64", "float64", gradfit.optimizers.Adam(learning_rate=1e-2), "clf", [
     ModelCheckpoint(os.path.join(out_dir, "ckpt-{epoch:02d}.gfm")),
     CSVLogger(os.path.join(out_dir, "log.csv"))])
 params["adam64"] = m.params.copy()
 m, record["sgd64"] = run("sgd64", "float64",
-                         gradfit.optim.SGD(learning_rate=0.02, momentum=0.9, nesterov=True), "reg")
+                         gradfit.optimizers.SGD(learning_rate=0.02, momentum=0.9, nesterov=True), "reg")
 params["sgd64"] = m.params.copy()
-m, record["adam32"] = run("adam32", "float32", gradfit.optim.Adam(learning_rate=1e-2), "clf")
+m, record["adam32"] = run("adam32", "float32", gradfit.optimizers.Adam(learning_rate=1e-2), "clf")
 params["adam32"] = m.params.copy()
 early = EarlyStopping(monitor="val_loss", patience=1, min_delta=0.02)
-m, record["early"] = run("early", "float64", gradfit.optim.SGD(learning_rate=0.01, momentum=0.5),
+m, record["early"] = run("early", "float64", gradfit.optimizers.SGD(learning_rate=0.01, momentum=0.5),
                          "clf", [early], epochs=30)
 params["early"] = m.params.copy()
 record["early"]["stopped_epoch"] = early.stopped_epoch
 record["early"]["stop_training"] = bool(m.stop_training)
 
-m, record["reg64"] = run("reg64", "float64", gradfit.optim.SGD(learning_rate=0.02, momentum=0.9),
+m, record["reg64"] = run("reg64", "float64", gradfit.optimizers.SGD(learning_rate=0.02, momentum=0.9),
                          "clf", regularized=True)
 params["reg64"] = m.params.copy()
 

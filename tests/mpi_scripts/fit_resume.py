@@ -43,7 +43,7 @@ x = data.normal(size=(150, 8)).astype("float32")
 y = (x[:, :4].sum(axis=1) > 0).astype(int) + (x[:, 4] > 0.7).astype(int)
 model = gradfit.Sequential([gradfit.Input(shape=(8,)), gradfit.Dense(12, activation="relu"),
                             gradfit.Dropout(0.3), gradfit.Dense(3, activation="softmax")])
-model.compile(optimizer=gradfit.optim.Adam(learning_rate=5e-3),
+model.compile(optimizer=gradfit.optimizers.Adam(learning_rate=5e-3),
               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 kill = KillAt()
 model.fit(x[:120], y[:120], batch_size=12, epochs=4, verbose=0, validation_data=(x[120:], y[120:]),

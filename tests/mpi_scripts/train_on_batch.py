@@ -24,7 +24,7 @@ y = (x[:, 0] - x[:, 1] > 0).astype(int)
 model = gradfit.Sequential([gradfit.Input(shape=(5,)), gradfit.Dense(16, activation="tanh"),
                             gradfit.Dropout(0.25), gradfit.Dense(2, activation="softmax")],
                            dtype="float64")
-model.compile(optimizer=gradfit.optim.SGD(learning_rate=0.1, momentum=0.9, nesterov=True),
+model.compile(optimizer=gradfit.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True),
               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 losses = []
 for s in range(0, 120, 12):

@@ -33,7 +33,7 @@ x = data.normal(size=(230, 12)).astype("float32")
 y = (x[:, :3].sum(axis=1) > 0).astype(int) + (x[:, 3] > 1).astype(int)
 model = gradfit.Sequential([gradfit.Input(shape=(12,)), gradfit.Dense(16, activation="relu"),
                             gradfit.Dropout(0.3), gradfit.Dense(3, activation="softmax")])
-model.compile(optimizer=gradfit.optim.Adam(learning_rate=3e-3), loss="sparse_categorical_crossentropy",
+model.compile(optimizer=gradfit.optimizers.Adam(learning_rate=3e-3), loss="sparse_categorical_crossentropy",
               metrics=["accuracy"])
 history = model.fit(x[:200], y[:200], batch_size=32, epochs=8, verbose=0,
                     validation_data=(x[200:], y[200:]),
