@@ -1,0 +1,385 @@
+"""The sharded on-disk format (written by `gradfit.datasets.pack`), and its reader.
+
+A packed directory::
+
+    index.json          what the shards hold (below); written last, atomically
+    shard-00000.npy     rows 0 .. r0-1, one fixed-size record per row
+    shard-00001.npy     the rows that follow ...
+
+Each shard is a plain ``.npy`` file (``np.load(shard, mmap_mode="r")`` opens it) of a
+structured dtype with one record per row: field ``x`` of the row's shape and dtype and, when
+the data have targets, field ``y``. A row is one contiguous record, so a batch of rows costs
+one read per run of consecutive rows. ``index.json`` (in the spirit of Mosaic streaming's
+``index.json``, smaller)::
+
+    {"format": "gradfit-packed", "version": 1, "rows": 60000,
+     "x": {"shape": [28, 28], "dtype": "|u1"}, "y": {"shape": [], "dtype": "|u1"},
+     "num_classes": 10, "record_bytes": 785,
+     "shards": [{"file": "shard-00000.npy", "rows": 1000, "bytes": 785128,
+                 "sha256": "..."}, ...],
+     "source": "what was packed", "writer": "gradfit 0.1.0"}
+
+`PackedSource` reads rows with positional reads (``os.preadv``) into a buffer the size of one
+batch; it never maps the files, so a shard truncated while training gives a short read and a
+clear error instead of SIGBUS. Opening checks every shard's size and header against the index
+(a truncated shard, a wrong row width or dtype), and with ``verify=True`` its SHA-256; every
+fetch checks that the shards it reads have not changed since (size, modification time), and
+`check_unchanged` (each epoch start) that no shard or the index was replaced.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .base import DatasetError
+from .convert import Conversion
+from .shuffle import block_order
+from .sources import Request
+
+INDEX = "index.json"
+FORMAT = "gradfit-packed"
+VERSION = 1
+_MAX_OPEN = 256            # file descriptors kept open per process (least recently used go)
+_ORDERS = ("full", "block")
+
+
+def read_index(folder) -> dict:
+    """The validated ``index.json`` of a packed directory; DatasetError naming what is wrong."""
+    folder = Path(folder)
+    path = folder / INDEX
+    if not folder.is_dir():
+        raise FileNotFoundError(f"packed data directory {str(folder)!r} does not exist; write one "
+                                f"with `gradfit data pack SRC {folder}`")
+    if not path.is_file():
+        raise DatasetError(f"{folder} is not a packed data directory (no {INDEX}); write one with "
+                           f"`gradfit data pack SRC DIR`")
+    try:
+        index = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc}); the index is corrupted: pack the "
+                           f"data again") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        found = index.get("format") if isinstance(index, dict) else type(index).__name__
+        raise DatasetError(f"{path}: not a gradfit packed index (format {found!r}, expected "
+                           f"{FORMAT!r})")
+    if index.get("version") != VERSION:
+        raise DatasetError(f"{path}: packed format version {index.get('version')!r}; this gradfit "
+                           f"reads version {VERSION}: pack the data again")
+    for key in ("rows", "x", "shards", "record_bytes"):
+        if key not in index:
+            raise DatasetError(f"{path}: the index has no {key!r}; pack the data again")
+    shards = index["shards"]
+    if not isinstance(shards, list) or not shards:
+        raise DatasetError(f"{path}: the index lists no shards; pack the data again")
+    for i, s in enumerate(shards):
+        if not isinstance(s, dict) or not {"file", "rows", "bytes", "sha256"} <= set(s):
+            raise DatasetError(f"{path}: shard entry {i} must have file, rows, bytes, sha256")
+        if Path(s["file"]).name != s["file"]:
+            raise DatasetError(f"{path}: shard entry {i} names {s['file']!r}; shards must lie in "
+                               f"the directory itself")
+    if sum(s["rows"] for s in shards) != index["rows"]:
+        raise DatasetError(f"{path}: the shards hold {sum(s['rows'] for s in shards)} rows, the "
+                           f"index says {index['rows']}; pack the data again")
+    if record_dtype(index).itemsize != index["record_bytes"]:
+        raise DatasetError(f"{path}: x/y shapes and dtypes make {record_dtype(index).itemsize}-"
+                           f"byte rows, the index says {index['record_bytes']}")
+    return index
+
+
+def record_dtype(index: dict) -> np.dtype:
+    """The structured dtype of one row: ``x`` (and ``y``) with their shapes."""
+    fields = [("x", np.dtype(index["x"]["dtype"]), tuple(index["x"]["shape"]))]
+    if index.get("y") is not None:
+        fields.append(("y", np.dtype(index["y"]["dtype"]), tuple(index["y"]["shape"])))
+    return np.dtype(fields)
+
+
+def sha256_file(path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_header(path) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, data offset) of an ``.npy`` file, without reading its data."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        except ValueError as exc:
+            raise DatasetError(f"{path}: not a valid .npy shard ({exc}); the shard is corrupted: "
+                               f"pack the data again") from None
+        if fortran:
+            raise DatasetError(f"{path}: a Fortran-ordered array is not a packed shard")
+        return tuple(shape), dtype, f.tell()
+
+
+class PackedSource:
+    """Rows of a packed directory, read per batch (``unit == "row"``; see `sources`).
+
+    ``order``: ``"full"`` (the lecture's permutation of all rows each epoch, the default) or
+    ``"block"`` (the (shard, block) shuffle of `gradfit.datasets.shuffle`, for data larger than
+    the page cache; ``block_rows`` rows per block, default 262144 as Mosaic's).
+    ``verify``: hash every shard now (SHA-256 against the index); sizes and headers are
+    always checked. ``workers`` / ``depth``: prefetch threads and batches prepared ahead.
+    """
+
+    unit = "row"
+
+    def __init__(self, folder, *, order: str = "full", block_rows: int | None = None,
+                 verify: bool = True, workers: int = 1, depth: int = 2):
+        if order not in _ORDERS:
+            raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
+        self.folder = Path(folder).expanduser().resolve()
+        self.index = read_index(self.folder)
+        self.record = record_dtype(self.index)
+        shards = self.index["shards"]
+        self.files = [s["file"] for s in shards]
+        self.shard_rows = np.array([s["rows"] for s in shards], dtype=np.int64)
+        self._ends = np.cumsum(self.shard_rows)
+        self._starts = self._ends - self.shard_rows
+        if block_rows is not None and (isinstance(block_rows, bool)
+                                       or not isinstance(block_rows, (int, np.integer))
+                                       or block_rows < 1):
+            raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
+        self.order = order
+        self.block_rows = int(block_rows or 1 << 18)
+        self.conversion = Conversion()
+        self.prefetch = {"workers": workers, "processes": False, "depth": depth}
+        self.rows_read = 0
+        self._offsets, self._stats = self._check_shards()
+        self._index_stat = _signature(os.stat(self.folder / INDEX))
+        self._index_sha = sha256_file(self.folder / INDEX)
+        self._init_files()
+        if verify:
+            self.verify()
+
+    # -- the protocol -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.index["rows"])
+
+    @property
+    def row_shape(self) -> tuple:
+        return tuple(self.index["x"]["shape"])
+
+    @property
+    def num_classes(self):
+        return self.index.get("num_classes")
+
+    def bind(self, conversion: Conversion) -> None:
+        self.conversion = conversion
+
+    def epoch_order(self, rng: np.random.Generator, shuffle: bool = True) -> np.ndarray:
+        if not shuffle:
+            return np.arange(len(self))
+        if self.order == "block":
+            return block_order(self.shard_rows, self.block_rows, rng)
+        return rng.permutation(len(self))
+
+    def fetch(self, request: Request):
+        rows = np.asarray(request.key, dtype=np.int64).reshape(-1)
+        records = self.read_rows(rows, request.where)
+        self.rows_read += len(rows)
+        origin = self._origin(rows)
+        x = self.conversion.x(records["x"], origin, request.where)
+        y = None
+        if "y" in self.record.names:
+            y = self.conversion.y(records["y"], origin, request.where)
+        return x, y
+
+    def peek(self):
+        return self.fetch(Request(0, 0, np.arange(min(len(self), 2))))
+
+    def describe(self) -> dict:
+        d = {"kind": "packed", "rows": len(self), "index_sha256": self._index_sha,
+             "order": self.order, "path": str(self.folder)}
+        if self.order == "block":
+            d["block_rows"] = self.block_rows
+        return d
+
+    def check_unchanged(self, where: str = "before the epoch") -> None:
+        """Raise if the index or any shard was replaced or modified since the source opened."""
+        if _signature(_stat(self.folder / INDEX)) != self._index_stat:
+            raise DatasetError(f"{where}: {self.folder / INDEX} changed while training; the "
+                               f"packed data must not change during a run: restore it or start "
+                               f"afresh")
+        for s, name in enumerate(self.files):
+            now = _signature(_stat(self.folder / name))
+            if now != self._stats[s]:
+                raise self._changed(s, now, where)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- checks -----------------------------------------------------------------------------------
+    def _check_shards(self):
+        offsets, stats = [], []
+        for s, entry in enumerate(self.index["shards"]):
+            path = self.folder / entry["file"]
+            if not path.is_file():
+                raise DatasetError(f"{path} is missing: the index lists {len(self.files)} shards; "
+                                   f"the packed directory is incomplete: pack the data again")
+            st = os.stat(path)
+            if st.st_size != entry["bytes"]:
+                raise DatasetError(f"{path} has {st.st_size} bytes, the index says "
+                                   f"{entry['bytes']}: the shard is truncated or was replaced; "
+                                   f"pack the data again")
+            shape, dtype, offset = read_header(path)
+            if dtype != self.record:
+                raise DatasetError(f"{path} holds rows of dtype {dtype} ({dtype.itemsize} bytes "
+                                   f"per row), the index says {self.record} "
+                                   f"({self.record.itemsize} bytes): wrong row width or dtype; "
+                                   f"pack the data again")
+            if shape != (entry["rows"],):
+                raise DatasetError(f"{path} holds an array of shape {shape}, the index says "
+                                   f"{entry['rows']} rows; pack the data again")
+            if offset + entry["rows"] * self.record.itemsize != st.st_size:
+                raise DatasetError(f"{path}: header and size disagree ({st.st_size} bytes for "
+                                   f"{entry['rows']} rows); the shard is corrupted")
+            offsets.append(offset)
+            stats.append(_signature(st))
+        return np.array(offsets, dtype=np.int64), stats
+
+    def verify(self, part: tuple[int, int] | None = None) -> None:
+        """Check the SHA-256 of every shard (or of shards ``rank::size`` for ``part=(rank,
+        size)``, so that MPI ranks share the work) against the index."""
+        rank, size = part or (0, 1)
+        for s in range(rank, len(self.files), size):
+            entry = self.index["shards"][s]
+            digest = sha256_file(self.folder / entry["file"])
+            if digest != entry["sha256"]:
+                raise DatasetError(f"{self.folder / entry['file']}: SHA-256 {digest[:16]}... does "
+                                   f"not match the index's {entry['sha256'][:16]}...: the shard is "
+                                   f"corrupted; pack the data again")
+
+    def _changed(self, s, now, where):
+        was, now = self._stats[s][0], "deleted" if now is None else now[0]
+        return DatasetError(f"{where}: {self.folder / self.files[s]} changed while training (size "
+                            f"{was} -> {now}); the packed data must not change during a run: "
+                            f"restore it or start afresh")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def read_rows(self, rows: np.ndarray, where: str) -> np.ndarray:
+        """The records of ``rows`` (any order, repeats allowed), read with one positional read
+        per run of consecutive rows of one shard."""
+        n = len(self)
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            bad = rows[(rows < 0) | (rows >= n)][0]
+            raise DatasetError(f"{where}: row {int(bad)} is out of range for {n} packed rows")
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        shard = np.searchsorted(self._ends, srt, side="right")
+        local = srt - self._starts[shard]
+        size = self.record.itemsize
+        buf = np.empty(len(rows), dtype=self.record)
+        raw = buf.view(np.uint8).reshape(len(rows), size)
+        cut = np.flatnonzero((np.diff(shard) != 0) | (np.diff(local) != 1)) + 1
+        bounds = np.concatenate(([0], cut, [len(srt)])).tolist()
+        checked = set()
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            s = int(shard[a])
+            fd = self._fd(s, where, check=s not in checked)
+            checked.add(s)
+            offset = int(self._offsets[s] + local[a] * size)
+            got = _read_at(fd, raw[a:b], offset)
+            if got != (b - a) * size:
+                row = int(local[a]) + got // size
+                raise DatasetError(f"{where}: {self.folder / self.files[s]} ends at row {row} of "
+                                   f"its {self.shard_rows[s]}: the shard was truncated while "
+                                   f"training; restore it or pack the data again")
+        out = np.empty_like(buf)
+        out[order] = buf
+        return out
+
+    def _origin(self, rows):
+        def origin(i):
+            r = int(rows[i])
+            s = int(np.searchsorted(self._ends, r, side="right"))
+            return f"data row {r} ({self.files[s]}, row {r - int(self._starts[s])})"
+        return origin
+
+    def _init_files(self):
+        self._fds = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def _fd(self, s: int, where: str, check: bool) -> int:
+        """An open descriptor of shard s; with ``check``, the shard must be as it was opened."""
+        with self._lock:
+            fd = self._fds.pop(s, None)
+            if fd is None:
+                fd = os.open(self.folder / self.files[s], os.O_RDONLY)
+                check = True
+                if len(self._fds) >= _MAX_OPEN:
+                    os.close(self._fds.popitem(last=False)[1])
+            self._fds[s] = fd
+        if check:
+            now = _signature(os.fstat(fd))
+            if now != self._stats[s]:
+                raise self._changed(s, now, where)
+        return fd
+
+    # worker processes get a copy without the open files; they open their own
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_fds"], state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_files()
+
+
+def open_packed(folder, *, order: str = "full", block_rows: int | None = None,
+                verify: bool = True, workers: int = 1, depth: int = 2) -> PackedSource:
+    """``gradfit.datasets.open(DIR)``: a source over a packed directory (see `PackedSource`)."""
+    return PackedSource(folder, order=order, block_rows=block_rows, verify=verify,
+                        workers=workers, depth=depth)
+
+
+def _signature(st) -> tuple | None:
+    """What identifies a file's content cheaply: size, modification time, inode, device."""
+    return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _stat(path):
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _read_at(fd: int, view: np.ndarray, offset: int) -> int:
+    """Read into ``view`` from ``offset`` without moving a shared file position (threads share
+    the descriptors); the number of bytes read (short at the end of a truncated file)."""
+    total, mv = 0, memoryview(view).cast("B")
+    while total < len(mv):
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [mv[total:]], offset + total)
+        else:
+            data = os.pread(fd, len(mv) - total, offset + total)
+            mv[total:total + len(data)] = data
+            got = len(data)
+        if got == 0:
+            break
+        total += got
+    return total
