@@ -12,7 +12,8 @@ checked against their published SHA-256 (see ``cache.py``).
 
 Out-of-core data: ``gradfit.datasets.open(DIR)`` opens a directory written by
 ``gradfit data pack`` / `pack` (``packed.py``); `as_source` turns arrays, memmaps, a
-`PyDataset` or a generator into a batch source (the protocol: ``sources.py``).
+`PyDataset` or a generator into a batch source (the protocol: ``sources.py``), and
+`Prefetcher` prepares the next batches in the background (``prefetch.py``).
 
 This package imports nothing from the rest of gradfit (``gradfit.utils`` re-exports
 `PyDataset` from it; a test checks the rule).
@@ -32,6 +33,7 @@ from .inputs import as_source, is_pydataset, is_source
 from .pack import pack, pack_chunks, pack_file
 from .packed import PackedSource, read_index
 from .packed import open_packed as open  # noqa: A001  (gradfit.datasets.open(DIR), not builtins.open)
+from .prefetch import Prefetcher
 from .pydataset import PyDataset
 from .shuffle import block_order
 from .sources import ArraySource, Exhausted, Request, check_same_source
@@ -41,7 +43,7 @@ from .streams import PyDatasetSource, StreamSource
 # "open" is left out of __all__ so that `from gradfit.datasets import *` never hides the builtin
 __all__ = [
     "ArraySource", "Conversion", "Dataset", "DatasetError", "Exhausted", "NAMES", "PackedSource",
-    "PyDataset", "PyDatasetSource", "REMOTES", "Request", "StreamSource",
+    "Prefetcher", "PyDataset", "PyDatasetSource", "REMOTES", "Request", "StreamSource",
     "as_source", "block_order", "check_labels", "check_same_source", "data_home", "digits",
     "fashion_mnist", "FASHION_CLASSES", "fetch", "is_pydataset", "is_source", "load", "load_csv",
     "load_npz", "mnist", "one_hot", "pack", "pack_chunks", "pack_file", "read_index",
