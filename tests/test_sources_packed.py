@@ -13,7 +13,7 @@ from gradfit.datasets import (Conversion, DatasetError, Request, block_order, pa
 from gradfit.datasets import open as open_packed
 from gradfit.datasets import packed as packed_module
 from gradfit.datasets.idx import write_idx
-from gradfit.datasets.shuffle import window_shards
+from gradfit.datasets.shuffle import block_runs, chunks
 
 
 def _images(n=1000, seed=0):
@@ -257,18 +257,32 @@ def test_a_packed_source_travels_to_another_process_without_its_files(packed, mo
 # ---------------------------------------------------------------------------- block shuffle
 def test_the_block_shuffle_is_a_permutation_read_through_a_bounded_window():
     sizes = [100] * 20
-    order = block_order(sizes, 300, np.random.default_rng(0))
+    order = block_order(sizes, 300, np.random.default_rng(0), chunk_rows=25)
     assert np.array_equal(np.sort(order), np.arange(2000))
+    # a block of 300 rows reads at most 300/25 + 1 runs of consecutive rows; a full
+    # permutation's block reads ~300 separate places
+    assert block_runs(order, 300) <= 13
+    assert block_runs(np.random.default_rng(0).permutation(2000), 300) > 250
+    # chunks come from every shard: a block is a sample of the whole data, not of a few shards
     shard_of_row = np.repeat(np.arange(20), 100)
-    assert window_shards(order, shard_of_row, 300) <= 4      # 300 rows span at most 4 shards
-    assert window_shards(np.random.default_rng(0).permutation(2000), shard_of_row, 300) == 20
-    again = block_order(sizes, 300, np.random.default_rng(0))
+    assert min(len(np.unique(shard_of_row[order[lo:lo + 300]])) for lo in range(0, 2000, 300)) >= 5
+    # whole shards as chunks (Mosaic's py1b): a block touches at most 4 shards
+    py1b = block_order(sizes, 300, np.random.default_rng(0))
+    assert max(len(np.unique(shard_of_row[py1b[lo:lo + 300]])) for lo in range(0, 2000, 300)) <= 4
+    again = block_order(sizes, 300, np.random.default_rng(0), chunk_rows=25)
     assert np.array_equal(order, again)                      # the same generator state, the same order
-    assert not np.array_equal(order, block_order(sizes, 300, np.random.default_rng(1)))
-    uneven = block_order([5, 0, 17, 3], 4, np.random.default_rng(2))
-    assert np.array_equal(np.sort(uneven), np.arange(25))
+    assert not np.array_equal(order, block_order(sizes, 300, np.random.default_rng(1), chunk_rows=25))
     with pytest.raises(ValueError, match="block_rows must be a positive integer, got 0"):
         block_order(sizes, 0, np.random.default_rng(0))
+
+
+def test_chunks_never_span_two_shards():
+    starts, lengths = chunks([5, 0, 17, 3], 4)
+    # shard 0: rows 0-4, shard 1: none, shard 2: rows 5-21, shard 3: rows 22-24
+    assert starts.tolist() == [0, 4, 5, 9, 13, 17, 21, 22]
+    assert lengths.tolist() == [4, 1, 4, 4, 4, 4, 1, 3]
+    uneven = block_order([5, 0, 17, 3], 4, np.random.default_rng(2), chunk_rows=4)
+    assert np.array_equal(np.sort(uneven), np.arange(25))
 
 
 def test_a_packed_source_offers_both_orders(packed):
@@ -277,10 +291,13 @@ def test_a_packed_source_offers_both_orders(packed):
     assert np.array_equal(full.epoch_order(np.random.default_rng(4)),
                           np.random.default_rng(4).permutation(1000))
     block = open_packed(folder, order="block", block_rows=260)
+    assert block.chunk_rows == 65536 // 31                   # 64 KiB of 31-byte rows
+    block = open_packed(folder, order="block", block_rows=260, chunk_rows=20)
     order = block.epoch_order(np.random.default_rng(4))
-    assert np.array_equal(order, block_order(block.shard_rows, 260, np.random.default_rng(4)))
+    assert np.array_equal(order, block_order(block.shard_rows, 260, np.random.default_rng(4), 20))
     assert np.array_equal(block.epoch_order(np.random.default_rng(4), shuffle=False), np.arange(1000))
     assert block.describe()["order"] == "block" and block.describe()["block_rows"] == 260
+    assert block.describe()["chunk_rows"] == 20
     assert block.describe()["index_sha256"] == full.describe()["index_sha256"]
     with pytest.raises(ValueError, match="order must be one of full, block"):
         open_packed(folder, order="random")

@@ -46,6 +46,7 @@ INDEX = "index.json"
 FORMAT = "gradfit-packed"
 VERSION = 1
 _MAX_OPEN = 256            # file descriptors kept open per process (least recently used go)
+_CHUNK_BYTES = 64 << 10    # the block shuffle's read unit: one read of 64 KiB costs about a seek
 _ORDERS = ("full", "block")
 
 
@@ -129,8 +130,9 @@ class PackedSource:
     """Rows of a packed directory, read per batch (``unit == "row"``; see `sources`).
 
     ``order``: ``"full"`` (the lecture's permutation of all rows each epoch, the default) or
-    ``"block"`` (the (shard, block) shuffle of `gradfit.datasets.shuffle`, for data larger than
-    the page cache; ``block_rows`` rows per block, default 262144 as Mosaic's).
+    ``"block"`` (the (chunk, block) shuffle of `gradfit.datasets.shuffle`, for data larger than
+    the page cache: windows of ``block_rows`` rows, default 262144 as Mosaic's, made of chunks
+    of ``chunk_rows`` consecutive rows, default 64 KiB of rows per chunk).
     ``verify``: hash every shard now (SHA-256 against the index); sizes and headers are
     always checked. ``workers`` / ``depth``: prefetch threads and batches prepared ahead.
     """
@@ -138,9 +140,13 @@ class PackedSource:
     unit = "row"
 
     def __init__(self, folder, *, order: str = "full", block_rows: int | None = None,
-                 verify: bool = True, workers: int = 1, depth: int = 2):
+                 chunk_rows: int | None = None, verify: bool = True, workers: int = 1,
+                 depth: int = 2):
         if order not in _ORDERS:
             raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
+        for name, v in (("block_rows", block_rows), ("chunk_rows", chunk_rows)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         self.folder = Path(folder).expanduser().resolve()
         self.index = read_index(self.folder)
         self.record = record_dtype(self.index)
@@ -149,12 +155,9 @@ class PackedSource:
         self.shard_rows = np.array([s["rows"] for s in shards], dtype=np.int64)
         self._ends = np.cumsum(self.shard_rows)
         self._starts = self._ends - self.shard_rows
-        if block_rows is not None and (isinstance(block_rows, bool)
-                                       or not isinstance(block_rows, (int, np.integer))
-                                       or block_rows < 1):
-            raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
         self.order = order
         self.block_rows = int(block_rows or 1 << 18)
+        self.chunk_rows = int(chunk_rows or max(1, _CHUNK_BYTES // self.record.itemsize))
         self.conversion = Conversion()
         self.prefetch = {"workers": workers, "processes": False, "depth": depth}
         self.rows_read = 0
@@ -184,7 +187,7 @@ class PackedSource:
         if not shuffle:
             return np.arange(len(self))
         if self.order == "block":
-            return block_order(self.shard_rows, self.block_rows, rng)
+            return block_order(self.shard_rows, self.block_rows, rng, self.chunk_rows)
         return rng.permutation(len(self))
 
     def fetch(self, request: Request):
@@ -205,7 +208,7 @@ class PackedSource:
         d = {"kind": "packed", "rows": len(self), "index_sha256": self._index_sha,
              "order": self.order, "path": str(self.folder)}
         if self.order == "block":
-            d["block_rows"] = self.block_rows
+            d["block_rows"], d["chunk_rows"] = self.block_rows, self.chunk_rows
         return d
 
     def check_unchanged(self, where: str = "before the epoch") -> None:
@@ -350,10 +353,11 @@ class PackedSource:
 
 
 def open_packed(folder, *, order: str = "full", block_rows: int | None = None,
-                verify: bool = True, workers: int = 1, depth: int = 2) -> PackedSource:
+                chunk_rows: int | None = None, verify: bool = True, workers: int = 1,
+                depth: int = 2) -> PackedSource:
     """``gradfit.datasets.open(DIR)``: a source over a packed directory (see `PackedSource`)."""
-    return PackedSource(folder, order=order, block_rows=block_rows, verify=verify,
-                        workers=workers, depth=depth)
+    return PackedSource(folder, order=order, block_rows=block_rows, chunk_rows=chunk_rows,
+                        verify=verify, workers=workers, depth=depth)
 
 
 def _signature(st) -> tuple | None:
