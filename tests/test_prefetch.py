@@ -102,7 +102,7 @@ def test_prefetching_a_packed_source_in_threads_and_processes_gives_the_same_bat
                    for r, (xb, yb) in zip(reqs, batches)), mode
 
 
-@pytest.mark.parametrize("stop", ["exception", "interrupt", "early stop"])
+@pytest.mark.parametrize("stop", ["exception", "interrupt", "early stop"])   # NaN stop: a break too
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
 def test_whatever_stops_the_consumer_the_workers_are_released(stop, processes):
     feed = Prefetcher(_square, _requests(10**6), workers=2, processes=processes, depth=4)

@@ -254,6 +254,20 @@ def test_a_packed_source_travels_to_another_process_without_its_files(packed, mo
     assert len(src._fds) == 0
 
 
+def test_threads_reading_many_shards_through_few_descriptors_get_the_right_rows(tmp_path, monkeypatch):
+    from gradfit.datasets import Prefetcher
+    x, y = _images(2000)
+    pack(x, y, tmp_path / "p", shard_rows=50)                  # 40 shards
+    monkeypatch.setattr(packed_module, "_MAX_OPEN", 3)        # evictions all the time
+    src = open_packed(tmp_path / "p")
+    order = np.random.default_rng(0).permutation(2000)
+    reqs = [Request(0, k, order[k * 40:(k + 1) * 40]) for k in range(50)]
+    with Prefetcher(src.fetch, reqs, workers=4, depth=8) as feed:
+        for req, (xb, yb) in feed:
+            assert np.array_equal(xb, x[req.key].astype(np.float32)), req.step
+    assert src.rows_read == 2000 and len(src._fds) <= 3 + 4
+
+
 # ---------------------------------------------------------------------------- block shuffle
 def test_the_block_shuffle_is_a_permutation_read_through_a_bounded_window():
     sizes = [100] * 20

@@ -108,8 +108,10 @@ def test_bad_generator_batches_are_named(bad, message):
 
 def test_an_empty_generator_and_a_raising_generator_are_clear():
     src = StreamSource(_gen([]))
-    with pytest.raises(Exhausted, match="after 0 batches"):
+    with pytest.raises(DatasetError, match="the generator yielded no batch: an empty source"):
         src.peek()
+    with pytest.raises(DatasetError, match="iterating list yielded no batch"):
+        StreamSource([]).peek()
 
     def broken():
         yield np.zeros((2, 3)), np.zeros(2)

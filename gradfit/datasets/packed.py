@@ -52,16 +52,24 @@ _ORDERS = ("full", "block")
 
 def read_index(folder) -> dict:
     """The validated ``index.json`` of a packed directory; DatasetError naming what is wrong."""
+    return parse_index(_index_bytes(folder), Path(folder) / INDEX)
+
+
+def _index_bytes(folder) -> bytes:
     folder = Path(folder)
-    path = folder / INDEX
     if not folder.is_dir():
         raise FileNotFoundError(f"packed data directory {str(folder)!r} does not exist; write one "
                                 f"with `gradfit data pack SRC {folder}`")
-    if not path.is_file():
+    if not (folder / INDEX).is_file():
         raise DatasetError(f"{folder} is not a packed data directory (no {INDEX}); write one with "
                            f"`gradfit data pack SRC DIR`")
+    return (folder / INDEX).read_bytes()
+
+
+def parse_index(raw: bytes, path) -> dict:
+    """Check the index's bytes: format, version, keys, shard entries, row counts."""
     try:
-        index = json.loads(path.read_text())
+        index = json.loads(raw.decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc}); the index is corrupted: pack the "
                            f"data again") from None
@@ -148,7 +156,10 @@ class PackedSource:
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         self.folder = Path(folder).expanduser().resolve()
-        self.index = read_index(self.folder)
+        self._index_stat = _signature(_stat(self.folder / INDEX))
+        raw = _index_bytes(self.folder)        # parsed and hashed from the same bytes
+        self.index = parse_index(raw, self.folder / INDEX)
+        self._index_sha = hashlib.sha256(raw).hexdigest()
         self.record = record_dtype(self.index)
         shards = self.index["shards"]
         self.files = [s["file"] for s in shards]
@@ -162,8 +173,6 @@ class PackedSource:
         self.prefetch = {"workers": workers, "processes": False, "depth": depth}
         self.rows_read = 0
         self._offsets, self._stats = self._check_shards()
-        self._index_stat = _signature(os.stat(self.folder / INDEX))
-        self._index_sha = sha256_file(self.folder / INDEX)
         self._init_files()
         if verify:
             self.verify()
@@ -193,7 +202,8 @@ class PackedSource:
     def fetch(self, request: Request):
         rows = np.asarray(request.key, dtype=np.int64).reshape(-1)
         records = self.read_rows(rows, request.where)
-        self.rows_read += len(rows)
+        with self._lock:                       # prefetch threads fetch concurrently
+            self.rows_read += len(rows)
         origin = self._origin(rows)
         x = self.conversion.x(records["x"], origin, request.where)
         y = None
@@ -303,8 +313,10 @@ class PackedSource:
             s = int(shard[a])
             fd = self._fd(s, where, check=s not in checked)
             checked.add(s)
-            offset = int(self._offsets[s] + local[a] * size)
-            got = _read_at(fd, raw[a:b], offset)
+            try:
+                got = _read_at(fd, raw[a:b], int(self._offsets[s] + local[a] * size))
+            finally:
+                self._release(s)
             if got != (b - a) * size:
                 row = int(local[a]) + got // size
                 raise DatasetError(f"{where}: {self.folder / self.files[s]} ends at row {row} of "
@@ -322,29 +334,38 @@ class PackedSource:
         return origin
 
     def _init_files(self):
-        self._fds = collections.OrderedDict()
+        self._fds = collections.OrderedDict()    # shard -> descriptor, least recently used first
+        self._busy = collections.Counter()       # shard -> reads in progress (never closed)
         self._lock = threading.Lock()
 
     def _fd(self, s: int, where: str, check: bool) -> int:
-        """An open descriptor of shard s; with ``check``, the shard must be as it was opened."""
+        """An open descriptor of shard s, marked busy until `_release`; with ``check``, the
+        shard must be as it was when the source opened (size, modification time, inode)."""
         with self._lock:
             fd = self._fds.pop(s, None)
             if fd is None:
                 fd = os.open(self.folder / self.files[s], os.O_RDONLY)
                 check = True
-                if len(self._fds) >= _MAX_OPEN:
-                    os.close(self._fds.popitem(last=False)[1])
+                idle = [t for t in self._fds if not self._busy[t]]
+                for t in idle[:max(0, len(self._fds) + 1 - _MAX_OPEN)]:
+                    os.close(self._fds.pop(t))
             self._fds[s] = fd
+            self._busy[s] += 1
         if check:
             now = _signature(os.fstat(fd))
             if now != self._stats[s]:
+                self._release(s)
                 raise self._changed(s, now, where)
         return fd
+
+    def _release(self, s: int) -> None:
+        with self._lock:
+            self._busy[s] -= 1
 
     # worker processes get a copy without the open files; they open their own
     def __getstate__(self):
         state = dict(self.__dict__)
-        del state["_fds"], state["_lock"]
+        del state["_fds"], state["_busy"], state["_lock"]
         return state
 
     def __setstate__(self, state):

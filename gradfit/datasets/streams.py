@@ -176,10 +176,18 @@ class StreamSource(_BatchChecks):
         return self._check(batch, request.where)
 
     def peek(self):
+        """The batch at the current position (the first one, before training), kept for the
+        fetch of that position; an empty stream is an error here, before any work."""
         if self._it is None:
             self._restart()
         if self._peeked is None or self._peeked[0] != self._pos:
-            self._peeked = (self._pos, self._next(Request(0, self._pos, self._pos).where))
+            try:
+                self._peeked = (self._pos, self._next(Request(0, self._pos, self._pos).where))
+            except Exhausted:
+                if self._pos:
+                    raise
+                raise DatasetError(f"{self._what} yielded no batch: an empty source has nothing "
+                                   f"to train on") from None
         return self._check(self._peeked[1], "the first batch")
 
     def __getstate__(self):
