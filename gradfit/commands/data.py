@@ -17,8 +17,7 @@ import time
 import numpy as np
 
 from ..callbacks.progbar import format_duration
-from ..datasets import pack_file, read_index
-from ..datasets.packed import PackedSource
+from ..datasets import PackedSource, pack_file, read_index
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
           "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30}

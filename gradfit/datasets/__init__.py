@@ -31,8 +31,9 @@ from .convert import Conversion
 from .files import load_csv, load_npz
 from .inputs import as_source, is_pydataset, is_source
 from .pack import pack, pack_chunks, pack_file
-from .packed import PackedSource, read_index
+from .packed import PackedSource
 from .packed import open_packed as open  # noqa: A001  (gradfit.datasets.open(DIR), not builtins.open)
+from .packed_format import read_index
 from .prefetch import Prefetcher
 from .pydataset import PyDataset
 from .shuffle import block_order

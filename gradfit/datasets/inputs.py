@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetError
-from .packed import INDEX, PackedSource
+from .packed import PackedSource
+from .packed_format import INDEX
 from .pydataset import PyDataset
 from .sources import ArraySource
 from .streams import PyDatasetSource, StreamSource

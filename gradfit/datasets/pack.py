@@ -28,7 +28,8 @@ import numpy as np
 from .base import DatasetError, check_finite
 from .files import load_csv
 from .idx import parse_idx, read_idx_gz
-from .packed import FORMAT, INDEX, VERSION, PackedSource
+from .packed import PackedSource
+from .packed_format import FORMAT, INDEX, VERSION
 
 DEFAULT_SHARD_BYTES = 64 << 20
 _CHUNK_ROWS = 65536

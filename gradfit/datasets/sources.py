@@ -27,15 +27,18 @@ The protocol (small on purpose). Every source has
 ``unit == "batch"`` (a finite `PyDataset`): random access by batch.
     ``source.num_batches``; ``source.epoch_order(rng, shuffle)`` a permutation of the batch
     indices; ``request.key`` a batch index; fetch returns the whole batch and the loop takes
-    this rank's rows of it; ``on_epoch_begin()`` / ``on_epoch_end()`` around each epoch.
+    this rank's rows of it. A PyDataset source (either unit) has ``on_epoch_begin()`` /
+    ``on_epoch_end()``, for the loop to call around each epoch.
 ``unit == "stream"`` (generators, iterables, an endless `PyDataset`): no random access.
     ``source.steps(steps_per_epoch)`` batches per epoch or None; ``request.key`` is the
     position in the stream (batches drawn before this one): the source re-iterates when the
-    key goes back to 0 and skips ahead on a resume; fetch raises `Exhausted` when the data
-    ran out. Keras's semantics: with ``steps_per_epoch`` the stream continues across epochs,
-    without it every epoch iterates afresh (the loop resets the position to 0).
+    key goes back and skips ahead when it jumps (a resumed run); fetch raises `Exhausted` when
+    the data ran out (`ran_out_message` says what the loop does then). Keras's semantics: with
+    ``steps_per_epoch`` the stream continues across epochs, without it every epoch iterates
+    afresh (the loop resets the position to 0).
 
-Sources are picklable (worker processes get a copy; files are reopened there).
+Row and batch sources are picklable: worker processes get a copy (files are reopened there).
+A stream is read in order by one prefetch thread.
 """
 from __future__ import annotations
 
