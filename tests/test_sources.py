@@ -108,6 +108,20 @@ def test_array_source_refuses_bad_arrays_before_any_work():
         Conversion("int32")
 
 
+def test_take_is_a_view_whose_errors_name_the_file_row(tmp_path):
+    x = np.arange(40.0).reshape(20, 2)
+    x[13, 1] = np.inf
+    np.save(tmp_path / "f.npy", x)
+    src = ArraySource(np.load(tmp_path / "f.npy", mmap_mode="r"), np.zeros(20, int))
+    part = src.take(10, 20)
+    assert isinstance(part.x, np.memmap) and np.shares_memory(part.x, src.x) and len(part) == 10
+    assert np.array_equal(part.fetch(_req([0, 2]))[0], x[[10, 12]].astype(np.float32))
+    with pytest.raises(DatasetError, match=r"f.npy row 13, column 1: x is inf"):
+        part.fetch(_req([3]))
+    with pytest.raises(ValueError, match=r"take\(0, 21\)"):
+        src.take(0, 21)
+
+
 def test_the_epoch_order_is_the_lecture_permutation_from_the_given_generator():
     src = ArraySource(np.zeros((100, 1)))
     a = src.epoch_order(np.random.default_rng(5))

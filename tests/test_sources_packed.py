@@ -268,6 +268,28 @@ def test_threads_reading_many_shards_through_few_descriptors_get_the_right_rows(
     assert src.rows_read == 2000 and len(src._fds) <= 3 + 4
 
 
+def test_take_serves_a_range_of_rows_without_a_copy(packed):
+    folder, x, y = packed
+    src = open_packed(folder)
+    part = src.take(900, 1000)                                  # validation_split=0.1
+    assert len(part) == 100 and len(src) == 1000
+    xs, ys = part.fetch(Request(0, 0, np.array([99, 0, 5])))
+    assert np.array_equal(xs, x[[999, 900, 905]].astype(np.float32)) and np.array_equal(ys, y[[999, 900, 905]])
+    assert part.describe()["range"] == [900, 1000] and "range" not in src.describe()
+    head = src.take(0, 900).take(100, 300)                      # rows 100..299
+    assert np.array_equal(head.fetch(Request(0, 0, np.arange(200)))[0], x[100:300].astype(np.float32))
+    part.bind(Conversion("float32", num_classes=1, labels=True))   # every label > 0 is bad
+    j = int(np.flatnonzero(y[900:] > 0)[0])                          # errors name the file row
+    with pytest.raises(DatasetError, match=rf"data row {900 + j} \(shard-00006.npy, row "
+                                           rf"{900 + j - 780}\): label {y[900 + j]}"):
+        part.fetch(Request(0, 0, np.array([j])))
+    block = open_packed(folder, order="block", block_rows=50, chunk_rows=10).take(95, 395)
+    order = block.epoch_order(np.random.default_rng(0))
+    assert np.array_equal(np.sort(order), np.arange(300))
+    with pytest.raises(ValueError, match=r"take\(5, 5\): need 0 <= lo < hi <= 1000"):
+        src.take(5, 5)
+
+
 # ---------------------------------------------------------------------------- block shuffle
 def test_the_block_shuffle_is_a_permutation_read_through_a_bounded_window():
     sizes = [100] * 20

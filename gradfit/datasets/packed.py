@@ -11,6 +11,7 @@ the index was replaced.
 from __future__ import annotations
 
 import collections
+import copy
 import hashlib
 import os
 import threading
@@ -22,7 +23,7 @@ from .base import DatasetError
 from .convert import Conversion
 from .packed_format import INDEX, index_bytes, parse_index, read_header, record_dtype, sha256_file
 from .shuffle import block_order
-from .sources import Request
+from .sources import Request, check_range
 
 _MAX_OPEN = 256            # file descriptors kept open per process (least recently used go)
 _CHUNK_BYTES = 64 << 10    # the block shuffle's read unit: one read of 64 KiB costs about a seek
@@ -67,6 +68,7 @@ class PackedSource:
         self.conversion = Conversion()
         self.prefetch = {"workers": workers, "processes": False, "depth": depth}
         self.rows_read = 0
+        self._lo, self._hi = 0, int(self.index["rows"])     # the rows this source serves
         self._offsets, self._stats = self._check_shards()
         self._init_files()
         if verify:
@@ -74,7 +76,17 @@ class PackedSource:
 
     # -- the protocol -----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self.index["rows"])
+        return self._hi - self._lo
+
+    def take(self, lo: int, hi: int) -> "PackedSource":
+        """A source over rows ``[lo, hi)`` of this one (no copy; Keras's validation_split takes
+        the last rows); the block shuffle then works on the shards' parts in the range."""
+        check_range(lo, hi, len(self))
+        view = copy.copy(self)
+        view._lo, view._hi = self._lo + int(lo), self._lo + int(hi)
+        view.rows_read = 0
+        view._init_files()
+        return view
 
     @property
     def row_shape(self) -> tuple:
@@ -90,8 +102,9 @@ class PackedSource:
     def epoch_order(self, rng: np.random.Generator, shuffle: bool = True) -> np.ndarray:
         if not shuffle:
             return np.arange(len(self))
-        if self.order == "block":
-            return block_order(self.shard_rows, self.block_rows, rng, self.chunk_rows)
+        if self.order == "block":                 # the parts of the shards inside the range
+            sizes = np.minimum(self._ends, self._hi) - np.maximum(self._starts, self._lo)
+            return block_order(np.maximum(sizes, 0), self.block_rows, rng, self.chunk_rows)
         return rng.permutation(len(self))
 
     def fetch(self, request: Request):
@@ -114,6 +127,8 @@ class PackedSource:
              "order": self.order, "path": str(self.folder)}
         if self.order == "block":
             d["block_rows"], d["chunk_rows"] = self.block_rows, self.chunk_rows
+        if len(self) != self.index["rows"]:
+            d["range"] = [self._lo, self._hi]
         return d
 
     def check_unchanged(self, where: str = "before the epoch") -> None:
@@ -188,12 +203,13 @@ class PackedSource:
 
     # -- reading ----------------------------------------------------------------------------------
     def read_rows(self, rows: np.ndarray, where: str) -> np.ndarray:
-        """The records of ``rows`` (any order, repeats allowed), read with one positional read
-        per run of consecutive rows of one shard."""
+        """The records of ``rows`` (any order, repeats allowed; numbered from the start of this
+        source's range), read with one positional read per run of consecutive rows of a shard."""
         n = len(self)
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             bad = rows[(rows < 0) | (rows >= n)][0]
             raise DatasetError(f"{where}: row {int(bad)} is out of range for {n} packed rows")
+        rows = rows + self._lo
         order = np.argsort(rows, kind="stable")
         srt = rows[order]
         shard = np.searchsorted(self._ends, srt, side="right")
@@ -223,7 +239,7 @@ class PackedSource:
 
     def _origin(self, rows):
         def origin(i):
-            r = int(rows[i])
+            r = int(rows[i]) + self._lo
             s = int(np.searchsorted(self._ends, r, side="right"))
             return f"data row {r} ({self.files[s]}, row {r - int(self._starts[s])})"
         return origin

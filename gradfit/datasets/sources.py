@@ -23,7 +23,8 @@ The protocol (small on purpose). Every source has
 ``unit == "row"`` (arrays, memmaps, ``.npy``, packed shards): random access by row.
     ``len(source)`` rows; ``source.epoch_order(rng, shuffle)`` this epoch's order of the rows
     (a permutation of ``range(len)``; a packed source may offer a block shuffle);
-    ``request.key`` is an int64 array: the row ids of THIS rank's slice of step k.
+    ``request.key`` is an int64 array: the row ids of THIS rank's slice of step k;
+    ``source.take(lo, hi)`` a source over rows ``[lo, hi)``, without a copy (validation_split).
 ``unit == "batch"`` (a finite `PyDataset`): random access by batch.
     ``source.num_batches``; ``source.epoch_order(rng, shuffle)`` a permutation of the batch
     indices; ``request.key`` a batch index; fetch returns the whole batch and the loop takes
@@ -111,6 +112,7 @@ class ArraySource:
         self.conversion = Conversion()
         self.prefetch = {"workers": workers, "processes": False, "depth": depth}
         self.rows_read = 0
+        self.offset = 0           # the first row's number in the file (after `take`)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -122,6 +124,15 @@ class ArraySource:
     def bind(self, conversion: Conversion) -> None:
         self.conversion = conversion
 
+    def take(self, lo: int, hi: int) -> "ArraySource":
+        """A source over rows ``[lo, hi)`` (views, no copy: Keras's validation_split)."""
+        check_range(lo, hi, len(self))
+        part = ArraySource(self.x[lo:hi], None if self.y is None else self.y[lo:hi],
+                           name=self.name, workers=self.prefetch["workers"],
+                           depth=self.prefetch["depth"])
+        part.conversion, part.offset = self.conversion, self.offset + lo
+        return part
+
     def epoch_order(self, rng: np.random.Generator, shuffle: bool = True) -> np.ndarray:
         """The lecture's order: a fresh permutation of every row (``arange`` without shuffle)."""
         return rng.permutation(len(self)) if shuffle else np.arange(len(self))
@@ -131,7 +142,7 @@ class ArraySource:
         self.rows_read += len(rows)
 
         def origin(i):
-            return f"{self.name} row {int(rows[i])}"
+            return f"{self.name} row {int(rows[i]) + self.offset}"
         x = self.conversion.x(self.x[rows], origin, request.where)
         y = None if self.y is None else self.conversion.y(self.y[rows], origin, request.where)
         return x, y
@@ -141,13 +152,20 @@ class ArraySource:
 
     def describe(self) -> dict:
         return {"kind": "arrays", "rows": len(self), "x": _spec(self.x),
-                "y": None if self.y is None else _spec(self.y), "file": _file_name(self.x)}
+                "y": None if self.y is None else _spec(self.y), "file": _file_name(self.x),
+                "offset": self.offset}
 
     def check_unchanged(self) -> None:
         """In-memory data cannot change under us; a memmap's file is the caller's to keep."""
 
     def close(self) -> None:
         pass
+
+
+def check_range(lo, hi, n: int) -> None:
+    if not (isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer))
+            and 0 <= lo < hi <= n):
+        raise ValueError(f"take({lo!r}, {hi!r}): need 0 <= lo < hi <= {n} (the source's rows)")
 
 
 def check_same_source(saved: dict | None, now: dict) -> None:
