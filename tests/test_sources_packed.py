@@ -13,7 +13,7 @@ from gradfit.datasets import (Conversion, DatasetError, Request, block_order, pa
 from gradfit.datasets import open as open_packed
 from gradfit.datasets import packed as packed_module
 from gradfit.datasets.idx import write_idx
-from gradfit.datasets.shuffle import block_runs, chunks
+from gradfit.datasets.shuffle import block_runs, chunks, stratified_permutation
 
 
 def _images(n=1000, seed=0):
@@ -310,6 +310,23 @@ def test_the_block_shuffle_is_a_permutation_read_through_a_bounded_window():
     assert not np.array_equal(order, block_order(sizes, 300, np.random.default_rng(1), chunk_rows=25))
     with pytest.raises(ValueError, match="block_rows must be a positive integer, got 0"):
         block_order(sizes, 0, np.random.default_rng(0))
+
+
+def test_every_block_samples_the_whole_file_evenly():
+    p = stratified_permutation(103, 10, np.random.default_rng(0))
+    assert np.array_equal(np.sort(p), np.arange(103))
+    slice_of = np.searchsorted(np.linspace(0, 103, 11).astype(int), np.arange(103), side="right") - 1
+    for lo in range(0, 90, 10):                    # every full run: one item of each slice
+        assert sorted(slice_of[p[lo:lo + 10]]) == list(range(10))
+    # MNIST-like data sorted by label: each block of a tenth of the data holds every label
+    # equally often (the py1b draw of whole shards: a few labels per block)
+    labels = np.repeat(np.arange(10), 600)
+    order = block_order([100] * 60, 600, np.random.default_rng(1), chunk_rows=10)
+    for lo in range(0, 6000, 600):
+        assert (np.bincount(labels[order[lo:lo + 600]], minlength=10) == 60).all()
+    py1b = block_order([100] * 60, 600, np.random.default_rng(1))
+    assert max(np.count_nonzero(np.bincount(labels[py1b[lo:lo + 600]], minlength=10))
+               for lo in range(0, 6000, 600)) <= 6
 
 
 def test_chunks_never_span_two_shards():

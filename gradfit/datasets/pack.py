@@ -6,7 +6,9 @@ iterable of ``(x, y)`` chunks, of any sizes) cut the rows into shards of ``shard
 dtype for all chunks, numeric and finite values, labels ``>= 0`` (and ``< num_classes``
 when given), ``x`` and ``y`` of equal length. `pack_file` reads ``.npz``, ``.csv``, IDX
 (``.gz`` or raw, labels from a second file), a ``.npy`` file, or a folder holding ``x.npy``
-(and ``y.npy``) opened as memmaps.
+(and ``y.npy``) opened as memmaps. ``.npy`` and folders are read chunk by chunk; ``.npz``,
+``.csv`` and IDX files are read whole first (their formats cannot be read by rows): pack data
+larger than memory from ``.npy`` files or with `pack_chunks` over your own reader.
 
 Writing is atomic: the shards and the index go to a temporary folder next to ``out``, each
 file flushed and fsynced; the index is written last; then every shard is read back and its
