@@ -30,6 +30,8 @@ import stream_common as common
 
 import numpy as np
 
+from gradfit.datasets import open as open_packed
+
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -48,7 +50,6 @@ def parse(argv=None):
 
 
 def run_stream(args):
-    from gradfit.datasets import open as open_packed
     source = open_packed(args.packed, order=args.order, verify=False)
     model = common.build_model(source.row_shape)
     base = common.rss_anon_mib()
@@ -62,7 +63,6 @@ def run_stream(args):
 
 
 def run_memory(args):
-    from gradfit.datasets import open as open_packed
     source = open_packed(args.packed, verify=False)
     n = min(len(source), args.memory_rows, args.steps * args.batch_size or args.memory_rows)
     records = source.read_rows(np.arange(n), "loading")

@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))                 # run from a checkout
 sys.path.insert(1, str(ROOT / "tests"))       # the reference loop (phase 1 only)
 
+import gradfit  # noqa: E402
+from gradfit.parallel import launch  # noqa: E402
+from stream_reference import stream_fit  # noqa: E402
+
 # this project's environment forces an old OpenBLAS kernel; measure numpy as a user runs it
 # (see benchmarks/data_parallel.py)
 STRIPPED_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -56,7 +60,6 @@ class PeakSampler:
 def build_model(row_shape=(28, 28), layers=LAYERS[1:], seed=0, dtype="float32"):
     """Input(row_shape) -> Flatten -> Dense(512, relu) -> Dense(512, relu) -> Dense(10, softmax),
     Adam: the 784-512-512-10 network of the issue, taking 28x28 images as Keras does."""
-    import gradfit
     gradfit.set_random_seed(seed)
     net = [gradfit.Input(shape=tuple(row_shape)), gradfit.Flatten()]
     net += [gradfit.Dense(n, activation="relu") for n in layers[:-1]]
@@ -75,7 +78,6 @@ def train_epochs(model, source, batch_size, epochs=1, loop="reference", shuffle=
                   steps_per_epoch=steps_per_epoch)
         state = model.train_state
     else:
-        from stream_reference import stream_fit
         state = stream_fit(model, source, batch_size=batch_size, epochs=epochs, shuffle=shuffle,
                            steps_per_epoch=steps_per_epoch)
     seconds = time.perf_counter() - start
@@ -84,7 +86,6 @@ def train_epochs(model, source, batch_size, epochs=1, loop="reference", shuffle=
 
 
 def child_env(threads):
-    from gradfit.parallel import launch
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED_VARS}
     env = launch.thread_env(threads, env)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

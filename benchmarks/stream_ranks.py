@@ -18,6 +18,9 @@ import sys
 
 import stream_common as common
 
+from gradfit.datasets import open as open_packed
+from gradfit.parallel import get_comm, launch
+
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -31,8 +34,6 @@ def parse(argv=None):
 
 
 def worker(args):
-    from gradfit.datasets import open as open_packed
-    from gradfit.parallel import get_comm
     comm = get_comm()
     source = open_packed(args.packed, verify=False)
     model = common.build_model(source.row_shape)
@@ -44,7 +45,6 @@ def worker(args):
 
 
 def launch_run(args, ranks, threads):
-    from gradfit.parallel import launch
     me = [sys.executable, __file__, *sys.argv[1:], "--worker"]
     cmd = me if ranks == 1 else launch.mpiexec_command(ranks, me)
     out = subprocess.run(cmd, env=common.child_env(threads), capture_output=True, text=True)
