@@ -61,9 +61,11 @@ def stream_fit(model, source, *, batch_size=None, epochs=1, shuffle=True, drop_r
                 state.finish_step(global_b, len(x), *result)
                 if on_step is not None:
                     on_step(state)
+                if state.stop_reason == "interrupted":      # Ctrl-C: after a whole step
+                    break
         if hasattr(source, "on_epoch_end"):
             source.on_epoch_end()
-        if state.step == 0 or state.stop_reason == "nan":
+        if state.step == 0 or state.stop_reason in ("nan", "interrupted"):
             break
         state.finish_epoch()
     model.set_shard(0, None)

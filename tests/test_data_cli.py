@@ -34,11 +34,11 @@ def test_gradfit_data_pack_and_info(tmp_path, capsys):
     assert main(["data", "info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == 500
     assert main(["data", "pack", str(tmp_path / "d.npz"), str(out)]) == 2
-    assert "already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert "already exists; replace it with --overwrite" in capsys.readouterr().err
     assert main(["data", "pack", str(tmp_path / "d.npz"), str(out), "--overwrite", "--shard-rows", "250"]) == 0
     assert len(read_index(out)["shards"]) == 2
     assert main(["data", "pack", str(tmp_path / "d.npz"), str(tmp_path / "o2"), "--shard-size", "lots"]) == 2
-    assert "expected a size like 64MB" in capsys.readouterr().err
+    assert "--shard-size must be a size like 64MB, 256MiB or 1GB, got 'lots'" in capsys.readouterr().err
     assert main(["data", "info", str(tmp_path)]) == 2
     assert "is not a packed data directory" in capsys.readouterr().err
 

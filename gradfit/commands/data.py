@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..callbacks.progbar import format_duration
+from ..checks import ArgumentError
 from ..datasets import PackedSource, pack_file, read_index
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
@@ -51,7 +52,10 @@ def add_arguments(p):
     info.add_argument("--verify", action="store_true", help="also check every shard's SHA-256")
     info.add_argument("--all", action="store_true", help="list every shard (default: first and last 3)")
     info.add_argument("--json", action="store_true", help="print index.json as it is")
-    p.set_defaults(action=None, _parser=p)
+    # errors spell arguments as the flags of the parser that read them (gradfit.checks)
+    pk.set_defaults(_parser=pk)
+    info.set_defaults(_parser=info)
+    p.set_defaults(action=None, _data_parser=p)
 
 
 def run(args):
@@ -59,7 +63,7 @@ def run(args):
         return _pack(args)
     if args.action == "info":
         return _info(args)
-    args._parser.print_help()
+    args._data_parser.print_help()
     return 0
 
 
@@ -68,7 +72,7 @@ def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     unit = m.group(2).lower() if m else None
     if m is None or unit not in _UNITS or float(m.group(1)) * _UNITS[unit] < 1:
-        raise ValueError(f"--shard-size {text!r}: expected a size like 64MB, 256MiB or 1GB")
+        raise ArgumentError("shard_size", text, "a size like 64MB, 256MiB or 1GB")
     return int(float(m.group(1)) * _UNITS[unit])
 
 

@@ -15,8 +15,8 @@ Out-of-core data: ``gradfit.datasets.open(DIR)`` opens a directory written by
 `PyDataset` or a generator into a batch source (the protocol: ``sources.py``), and
 `Prefetcher` prepares the next batches in the background (``prefetch.py``).
 
-This package imports nothing from the rest of gradfit (``gradfit.utils`` re-exports
-`PyDataset` from it; a test checks the rule).
+This package imports nothing from the rest of gradfit but the leaf ``gradfit.checks``
+(``gradfit.utils`` re-exports `PyDataset` from it; a test checks the rule).
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_int
 from .base import DatasetError
 
 
@@ -41,8 +42,8 @@ class Conversion:
     def __post_init__(self):
         if np.dtype(self.dtype).kind != "f":
             raise ValueError(f"Conversion dtype must be a float dtype, got {self.dtype!r}")
-        if self.num_classes is not None and int(self.num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes!r}")
+        if self.num_classes is not None:
+            check_int("num_classes", self.num_classes, 1, owner="Conversion")
 
     def x(self, x, origin, where: str) -> np.ndarray:
         """``x`` as a C-contiguous model-dtype array; DatasetError on a non-numeric or

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_int
 from .base import DatasetError, check_finite
 from .files import load_csv
 from .idx import parse_idx, read_idx_gz
@@ -66,8 +67,8 @@ def pack_chunks(chunks, out, *, total_rows: int | None = None, shard_rows: int |
     Returns the index written (a dict)."""
     out = Path(out).expanduser()
     _check_target(out, overwrite)
-    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, 1)
     tmp = out.parent / f".{out.name}.packing-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -152,8 +153,8 @@ class _ShardWriter:
 
     def __init__(self, folder: Path, shard_rows, shard_bytes, num_classes):
         for name, v in (("shard_rows", shard_rows), ("shard_bytes", shard_bytes)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            if v is not None:
+                check_int(name, v, 1)
         self.folder, self.shard_rows, self.shard_bytes = folder, shard_rows, shard_bytes
         self.num_classes = num_classes
         self.record = None
@@ -284,11 +285,10 @@ def _check_target(out: Path, overwrite: bool) -> None:
     if not out.exists():
         return
     if not overwrite:
-        raise DatasetError(f"{out} already exists; pass overwrite=True (--overwrite) to "
-                           f"replace it")
+        raise DatasetError(f"{out} already exists", "replace it with {overwrite}")
     if not out.is_dir() or (any(out.iterdir()) and not (out / INDEX).is_file()):
         raise DatasetError(f"{out} exists and is not a packed data directory; it will not be "
-                           f"replaced: choose another output path")
+                           f"replaced", "choose another {out}")
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_choice, check_int
 from .base import DatasetError
 from .convert import Conversion
 from .packed_format import INDEX, index_bytes, parse_index, read_header, record_dtype, sha256_file
@@ -46,11 +47,10 @@ class PackedSource:
     def __init__(self, folder, *, order: str = "full", block_rows: int | None = None,
                  chunk_rows: int | None = None, verify: bool = True, workers: int = 1,
                  depth: int = 2):
-        if order not in _ORDERS:
-            raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}")
+        check_choice("order", order, _ORDERS)
         for name, v in (("block_rows", block_rows), ("chunk_rows", chunk_rows)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            if v is not None:
+                check_int(name, v, 1)
         self.folder = Path(folder).expanduser().resolve()
         self._index_stat = _signature(_stat(self.folder / INDEX))
         raw = index_bytes(self.folder)        # parsed and hashed from the same bytes

@@ -35,6 +35,7 @@ import threading
 import time
 import traceback
 
+from ..checks import check_int
 from .base import DatasetError
 
 _POLL_S = 0.1
@@ -46,9 +47,7 @@ class Prefetcher:
 
     def __init__(self, fetch, requests, *, workers: int = 1, processes: bool = False,
                  depth: int = 2, start_method: str | None = None, join_timeout: float = 2.0):
-        for name, v, low in (("workers", workers, 0), ("depth", depth, 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        workers, depth = check_int("workers", workers, 0), check_int("depth", depth, 1)
         self.fetch = fetch
         self.requests = iter(requests)
         self.depth = max(depth, workers)
@@ -80,7 +79,7 @@ class Prefetcher:
         ok, payload = self._wait(seq, request)
         self._fill()             # keep the next batches coming while this one trains
         if not ok:
-            raise payload
+            raise _with_note(*payload)
         return request, payload
 
     def _fill(self):
@@ -168,7 +167,7 @@ def _thread_main(fetch, tasks, results, stop):
         try:
             results.put((seq, True, fetch(request)))
         except BaseException as exc:        # delivered to the consumer, in order
-            results.put((seq, False, exc))
+            results.put((seq, False, (exc, None)))
 
 
 class _ProcessPool:
@@ -240,16 +239,21 @@ def _process_main(fetch, tasks, results, parent):
             results.put((seq, False, _portable(exc)))
 
 
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself if it pickles, else a DatasetError with its text; either way with
-    the worker's traceback attached as a note."""
-    text = "".join(traceback.format_exception(exc))
+def _portable(exc: BaseException):
+    """(the exception, or a DatasetError with its text if it does not pickle; the worker's
+    traceback as text): sent apart, since pickling keeps only an exception's arguments."""
+    text = f"in a data worker process (pid {os.getpid()}):\n" + "".join(
+        traceback.format_exception(exc))
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
         exc = DatasetError(f"{type(exc).__name__}: {exc}")
-    if hasattr(exc, "add_note"):
-        exc.add_note(f"in a data worker process (pid {os.getpid()}):\n{text}")
+    return exc, text
+
+
+def _with_note(exc: BaseException, text: str | None) -> BaseException:
+    if text and hasattr(exc, "add_note"):
+        exc.add_note(text)
     return exc
 
 

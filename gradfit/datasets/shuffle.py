@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_int
+
 
 def block_order(shard_rows, block_rows: int, rng: np.random.Generator,
                 chunk_rows: int | None = None) -> np.ndarray:
@@ -49,9 +51,9 @@ def block_order(shard_rows, block_rows: int, rng: np.random.Generator,
     sizes = np.asarray(shard_rows, dtype=np.int64)
     if sizes.ndim != 1 or (sizes < 0).any():
         raise ValueError(f"shard_rows must be a list of row counts >= 0, got {shard_rows!r}")
-    for name, v in (("block_rows", block_rows), ("chunk_rows", chunk_rows)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    block_rows = check_int("block_rows", block_rows, 1)
+    if chunk_rows is not None:
+        chunk_rows = check_int("chunk_rows", chunk_rows, 1)
     starts, lengths = chunks(sizes, chunk_rows)
     per_block = max(1, round(block_rows / max(1.0, float(lengths.mean()))) if len(lengths) else 1)
     pick = stratified_permutation(len(starts), per_block, rng)

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_int
 from .base import DatasetError
 from .convert import Conversion
 
@@ -163,9 +164,9 @@ class ArraySource:
 
 
 def check_range(lo, hi, n: int) -> None:
-    if not (isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer))
-            and 0 <= lo < hi <= n):
-        raise ValueError(f"take({lo!r}, {hi!r}): need 0 <= lo < hi <= {n} (the source's rows)")
+    """``0 <= lo < hi <= n``: a non-empty range of a source's ``n`` rows (`take`)."""
+    lo = check_int("lo", lo, 0, n - 1, owner="take")
+    check_int("hi", hi, lo + 1, n, owner="take")
 
 
 def check_same_source(saved: dict | None, now: dict) -> None:
