@@ -1,6 +1,6 @@
 """`gradfit` command line: a thin layer over the library.
 
-    gradfit train | evaluate | predict | compare | noise-scale | batch-sweep | bench | memory
+    gradfit train | evaluate | predict | compare | noise-scale | batch-sweep | bench | memory | data
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "batch-sweep": ("gradfit.commands.batch_sweep", "steps vs examples over batch sizes: critical batch size"),
     "bench": ("gradfit.bench", "BLAS, training-throughput and optimizer-step benchmarks"),
     "memory": ("gradfit.memory", "memory of parameters, Hessian, optimizer state, activations"),
+    "data": ("gradfit.commands.data", "pack data into shards for out-of-core training; print an index"),
 }
 
 

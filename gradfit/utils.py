@@ -1,9 +1,13 @@
-"""Seeding, the library-wide random generator, and input validation shared by every module."""
+"""Seeding, the library-wide random generator, and input validation shared by every module;
+``PyDataset`` (Keras's ``keras.utils.PyDataset``, defined in `gradfit.datasets.pydataset`)."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
+
+from .datasets.base import one_hot
+from .datasets.pydataset import PyDataset, Sequence  # noqa: F401  (keras.utils.PyDataset)
 
 _rng = np.random.default_rng()
 
@@ -27,7 +31,6 @@ def set_random_seed(seed: int) -> None:
 def to_categorical(x, num_classes=None):
     """``keras.utils.to_categorical``: one-hot rows (float32) of integer labels ``x``;
     ``num_classes`` defaults to ``max(x) + 1``.  Labels out of range are refused."""
-    from .datasets import one_hot
     return one_hot(x, num_classes)
 
 

@@ -1,5 +1,5 @@
 """Datasets: ``digits`` (offline), ``mnist``, ``fashion_mnist``, user ``.npz``/``.csv`` files,
-and splits that never overlap.
+splits that never overlap, and batch sources for data that does not fit in memory.
 
 Every named dataset returns a :class:`Dataset`, unpackable like Keras's ``load_data()``::
 
@@ -9,6 +9,14 @@ Every named dataset returns a :class:`Dataset`, unpackable like Keras's ``load_d
 Images are float32 in ``[0, 1]``, flattened; labels int64.  MNIST files are looked for in
 ``$GRADFIT_DATA/mnist/`` (else ``~/.cache/gradfit/mnist/``), downloaded when missing and
 checked against their published SHA-256 (see ``cache.py``).
+
+Out-of-core data: ``gradfit.datasets.open(DIR)`` opens a directory written by
+``gradfit data pack`` / `pack` (``packed.py``); `as_source` turns arrays, memmaps, a
+`PyDataset` or a generator into a batch source (the protocol: ``sources.py``), and
+`Prefetcher` prepares the next batches in the background (``prefetch.py``).
+
+This package imports nothing from the rest of gradfit but the leaf ``gradfit.checks``
+(``gradfit.utils`` re-exports `PyDataset` from it; a test checks the rule).
 """
 from __future__ import annotations
 
@@ -19,13 +27,28 @@ import numpy as np
 from .base import Dataset, DatasetError, as_labels_or_targets, check_labels, one_hot
 from .builtin import FASHION_CLASSES, digits, fashion_mnist, mnist
 from .cache import REMOTES, data_home, fetch
+from .convert import Conversion
 from .files import load_csv, load_npz
+from .inputs import as_source, is_pydataset, is_source
+from .pack import pack, pack_chunks, pack_file
+from .packed import PackedSource
+from .packed import open_packed as open  # noqa: A001  (gradfit.datasets.open(DIR), not builtins.open)
+from .packed_format import read_index
+from .prefetch import Prefetcher
+from .pydataset import PyDataset
+from .shuffle import block_order
+from .sources import ArraySource, Exhausted, Request, check_same_source
 from .split import split_indices, train_val_test_split
+from .streams import PyDatasetSource, StreamSource
 
+# "open" is left out of __all__ so that `from gradfit.datasets import *` never hides the builtin
 __all__ = [
-    "Dataset", "DatasetError", "NAMES", "check_labels", "data_home", "digits", "fashion_mnist",
-    "FASHION_CLASSES", "fetch", "load", "load_csv", "load_npz", "mnist", "one_hot",
-    "split_indices", "train_val_test_split", "REMOTES",
+    "ArraySource", "Conversion", "Dataset", "DatasetError", "Exhausted", "NAMES", "PackedSource",
+    "Prefetcher", "PyDataset", "PyDatasetSource", "REMOTES", "Request", "StreamSource",
+    "as_source", "block_order", "check_labels", "check_same_source", "data_home", "digits",
+    "fashion_mnist", "FASHION_CLASSES", "fetch", "is_pydataset", "is_source", "load", "load_csv",
+    "load_npz", "mnist", "one_hot", "pack", "pack_chunks", "pack_file", "read_index",
+    "split_indices", "train_val_test_split",
 ]
 
 NAMES = {"digits": digits, "mnist": mnist, "fashion-mnist": fashion_mnist}

@@ -1,0 +1,116 @@
+"""Out-of-core training: peak anonymous memory of one streamed epoch, and streaming vs
+in-memory throughput, printed by one run.
+
+    python benchmarks/stream_make.py /scratch/big-packed              # once: 2,000,000 rows
+    python benchmarks/stream_bench.py /scratch/big-packed             # both measurements
+    python benchmarks/stream_bench.py /tmp/small --steps 200          # a quick check
+
+The 784-512-512-10 network (relu, softmax, Adam, float32) at batch 256, BLAS on 2 threads
+(the prefetch thread comes on top: it mostly waits on reads). Each measurement runs in its own
+child process, so that one's memory never counts in the other's:
+
+* ``stream``: one epoch over the packed directory (``--steps`` to cut it short), batches
+  read and converted by the prefetch thread; RssAnon sampled every 10 ms from
+  /proc/self/status. Targets: peak RssAnon < 300 MB (the data as a float32 array: 6.3 GB).
+* ``memory``: the first ``--memory-rows`` rows loaded into one float32 array, then
+  ``model.fit`` on it (today's path) for one epoch of them.
+
+Throughput = samples trained / wall time of the epoch (the first step included in both).
+Target: streaming >= 90% of in memory. The machine's load average is printed before and after;
+numbers from a busy machine are not claims.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import stream_common as common
+
+import numpy as np
+
+from gradfit.datasets import open as open_packed
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("packed", help="a packed directory (benchmarks/stream_make.py writes one)")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
+    ap.add_argument("--steps", type=int, default=0, help="stop the streamed epoch after this many "
+                                                         "steps (default: the whole epoch)")
+    ap.add_argument("--memory-rows", type=int, default=200_000,
+                    help="rows of the in-memory run (default 200,000: 627 MB as float32)")
+    ap.add_argument("--order", default="full", choices=["full", "block"])
+    ap.add_argument("--loop", default="reference", choices=["reference", "fit"],
+                    help="see benchmarks/stream_common.py (default reference until fit streams)")
+    ap.add_argument("--mode", default="both", choices=["both", "stream", "memory"])
+    return ap.parse_args(argv)
+
+
+def run_stream(args):
+    source = open_packed(args.packed, order=args.order, verify=False)
+    model = common.build_model(source.row_shape)
+    base = common.rss_anon_mib()
+    with common.PeakSampler() as mem:
+        seconds, samples = common.train_epochs(model, source, args.batch_size, loop=args.loop,
+                                               steps_per_epoch=args.steps or None)
+    return {"mode": "stream", "rows": len(source), "samples": samples, "seconds": seconds,
+            "samples_per_s": samples / seconds, "rss_anon_before_mib": base,
+            "peak_rss_anon_mib": mem.peak, "samples_taken": mem.samples,
+            "rows_read": int(getattr(source, "rows_read", 0))}
+
+
+def run_memory(args):
+    source = open_packed(args.packed, verify=False)
+    n = min(len(source), args.memory_rows, args.steps * args.batch_size or args.memory_rows)
+    records = source.read_rows(np.arange(n), "loading")
+    x = records["x"].astype(np.float32)
+    y = records["y"].astype(np.int64)
+    del records
+    model = common.build_model(source.row_shape)
+    base = common.rss_anon_mib()
+    with common.PeakSampler() as mem:
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+        seconds = time.perf_counter() - start
+    samples = int(model.train_state.opt["step"]) * args.batch_size
+    return {"mode": "memory", "rows": n, "samples": samples, "seconds": seconds,
+            "samples_per_s": samples / seconds, "rss_anon_before_mib": base,
+            "peak_rss_anon_mib": mem.peak, "array_mib": x.nbytes / 2**20}
+
+
+def main(argv=None):
+    args = parse(argv)
+    if args.mode != "both":
+        result = run_stream(args) if args.mode == "stream" else run_memory(args)
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+    print(f"load average before: {os.getloadavg()}")
+    results = {}
+    for mode in ("stream", "memory"):
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--mode", mode]
+        out = subprocess.run(cmd, env=common.child_env(args.threads), capture_output=True,
+                             text=True, check=False)
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if out.returncode or line is None:
+            print(out.stdout, out.stderr, file=sys.stderr)
+            raise SystemExit(f"the {mode} run failed (exit {out.returncode})")
+        results[mode] = json.loads(line[len("RESULT "):])
+    s, m = results["stream"], results["memory"]
+    print(f"784-512-512-10, batch {args.batch_size}, {args.threads} BLAS threads, loop "
+          f"{args.loop}, order {args.order}")
+    for r in (s, m):
+        print(f"  {r['mode']:<7} {r['samples']:>9} samples in {r['seconds']:7.1f} s: "
+              f"{r['samples_per_s']:8.0f} samples/s; RssAnon {r['rss_anon_before_mib']:.0f} MiB "
+              f"before, peak {r['peak_rss_anon_mib']:.0f} MiB")
+    print(f"  stream: {s['rows']} rows, {s['rows_read']} read; peak RssAnon "
+          f"{s['peak_rss_anon_mib'] * 2**20 / 1e6:.0f} MB (target < 300 MB)")
+    print(f"  streaming / in memory: {s['samples_per_s'] / m['samples_per_s']:.1%} (target >= 90%)")
+    print(f"load average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
