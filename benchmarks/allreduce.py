@@ -6,7 +6,7 @@
 
 Prints versions and thread counts, the MEASURED Allreduce table (time per op, algbw, busbw), the
 latency/bandwidth fitted to it, and the PROJECTED step time and efficiency at 8 and 64 nodes on
-10 and 100 Gb/s (ring-allreduce cost model; see gradfit/parallel/bench.py).  Without
+10 and 100 Gb/s (ring-allreduce cost model; see gradfit/bench/allreduce.py).  Without
 --compute-ms the compute time is a numpy proxy of one Dense-MLP step (forward + backward).
 """
 import argparse
@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 
-from gradfit.parallel import bench, launch  # noqa: E402
+from gradfit.bench import allreduce as bench  # noqa: E402
+from gradfit.parallel import launch  # noqa: E402
 from gradfit.parallel.comm import choose_comm_kind, get_comm  # noqa: E402
 
 

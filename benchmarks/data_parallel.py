@@ -19,7 +19,7 @@ read from its ``mark`` clock:
 plus the Allreduce alone (after a barrier: the transfer without the waiting) and a whole
 ``model.fit`` epoch (samples/s from the wall clock).  Throughput = B / mean step time; the
 target is N x 1 keeping >= 85% of 1 x T's.  Then a PROJECTION (ring-allreduce cost model,
-gradfit/parallel/bench.py) of the step time at 8 and 64 nodes on 10 and 100 Gb/s, from the
+gradfit/bench/allreduce.py) of the step time at 8 and 64 nodes on 10 and 100 Gb/s, from the
 measured per-node step (1 x T) and the gradient length.  Printed: versions, thread counts, the
 BLAS library and the kernel it chose, the load average before and after.
 """
@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 
 import numpy as np  # noqa: E402
 
-from gradfit.parallel import bench, launch  # noqa: E402
+from gradfit.bench import allreduce as bench  # noqa: E402
+from gradfit.parallel import launch  # noqa: E402
 from gradfit.train.step import train_step  # noqa: E402
 from gradfit.parallel.comm import MPI_ENV_VARS, choose_comm_kind  # noqa: E402
 

@@ -13,19 +13,19 @@ are here too, so that Keras code runs after ``import gradfit as keras``.
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
 from . import (callbacks, datasets, layers, losses, models, noise_scale, optimizers, regularizers,
-               toy, utils)
+               utils)
 from .backend import get_backend, set_backend, set_num_threads
 from .layers import Activation, Dense, Dropout, Flatten, Input
 from .model import Sequential
 from .models import load_model
 from .saving import CorruptFileError
 from .utils import set_random_seed
+from .version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "callbacks", "datasets", "layers", "losses", "models", "noise_scale", "optimizers",
-    "regularizers", "toy",
+    "regularizers",
     "utils",
     "Activation", "CorruptFileError", "Dense", "Dropout", "Flatten", "Input", "Sequential",
     "get_backend", "load_model", "set_backend", "set_num_threads", "set_random_seed",

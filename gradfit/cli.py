@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -12,11 +13,12 @@ from .checks import SpelledError
 from .commands.types import flag_spelling
 from .parallel.comm import launched_by_mpi
 from .parallel.guard import GUARDED
+from .version import __version__
 
 
 def _lazy(module: str):
-    """A subcommand's module (it has add_arguments(parser) and run(args)), imported when used."""
-    import importlib
+    """A subcommand's module (it has add_arguments(parser) and run(args)), imported when used,
+    so that ``gradfit memory`` does not load what ``gradfit train`` needs."""
     return importlib.import_module(module)
 
 
@@ -28,14 +30,13 @@ SUBCOMMANDS = {
     "compare": ("gradfit.commands.compare", "optimizer comparison on toy problems or a network"),
     "noise-scale": ("gradfit.commands.noise_scale", "train and measure the gradient noise scale"),
     "batch-sweep": ("gradfit.commands.batch_sweep", "steps vs examples over batch sizes: critical batch size"),
-    "bench": ("gradfit.bench", "BLAS, training-throughput and optimizer-step benchmarks"),
-    "memory": ("gradfit.memory", "memory of parameters, Hessian, optimizer state, activations"),
+    "bench": ("gradfit.commands.bench", "BLAS, training-throughput and optimizer-step benchmarks"),
+    "memory": ("gradfit.commands.memory", "memory of parameters, Hessian, optimizer state, activations"),
     "data": ("gradfit.commands.data", "pack data into shards for out-of-core training; print an index"),
 }
 
 
 def build_parser(only=None) -> argparse.ArgumentParser:
-    from . import __version__
     parser = argparse.ArgumentParser(
         prog="gradfit",
         description="Train deep networks the way the lecture 'Deep Networks Learning' teaches it.")

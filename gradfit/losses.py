@@ -41,6 +41,7 @@ import numpy as np
 
 from .backend import xp
 from .checks import check_choice
+from .layers.activations import get as activation
 
 EPSILON = 1e-7
 
@@ -104,7 +105,6 @@ class _CrossEntropy(Loss):
             self.fuses_with = None  # the outputs are already logits: nothing to fuse
 
     def _probs(self, z):
-        from .layers.activations import get as activation
         kind = type(self).fuses_with
         return activation(kind).forward(z, xp().empty_like(z))
 

@@ -249,24 +249,3 @@ def _second_order_lines(p, examples, outputs, history):
             lines.append(f"{'':<14}{'J formed at once (gradfit sums row blocks)':<44}"
                          f"{human_bytes(row['jacobian_bytes']):>10}")
     return lines
-
-
-def add_arguments(parser) -> None:
-    """Arguments of ``gradfit memory`` on an argparse parser."""
-    parser.add_argument("layer_sizes", nargs="+", type=int,
-                        help="layer widths, input first (e.g. 100 500 1000 2000 1)")
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 32, 128, 1024],
-                        help="batch sizes for the activation memory (default 1 32 128 1024)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--examples", type=int, default=None,
-                        help="training examples, for the size of the whole Jacobian (J: examples "
-                             "x outputs rows)")
-    parser.add_argument("--history", type=int, default=10,
-                        help="L-BFGS history m (default 10, SciPy's L-BFGS-B default)")
-
-
-def run(args) -> int:
-    """``gradfit memory``: print the report; returns the exit status."""
-    print(format_memory_report(args.layer_sizes, args.batch_sizes, args.dtype,
-                               examples=args.examples, history=args.history))
-    return 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gradfit import bench
+from gradfit.commands import bench as bench_command
 from gradfit.bench.matmul import naive_matmul
 from gradfit.bench.timing import time_call, time_interleaved
 from gradfit.bench.training import n_params
@@ -15,11 +16,11 @@ from gradfit.bench.training import n_params
 def quick_results(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    bench_command.add_arguments(parser)
     frameworks = "gradfit,torch" if _has("torch") else "gradfit"
     args = parser.parse_args(["--quick", "--threads", "1", "--json", str(path),
                               "--frameworks", frameworks])
-    assert bench.run(args) == 0
+    assert bench_command.run(args) == 0
     return json.loads(path.read_text())
 
 
@@ -140,13 +141,13 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="threads"):
         bench.run_bench(quick=True, threads=-2, sections=())
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    bench_command.add_arguments(parser)
     with pytest.raises(ValueError, match="gpu"):
-        bench.run(parser.parse_args(["--quick", "--sections", "gpu", "--json", "-"]))
+        bench_command.run(parser.parse_args(["--quick", "--sections", "gpu", "--json", "-"]))
     with pytest.raises(ValueError, match="unknown networks.*resnet.*lecture, adam, small"):
-        bench.run(parser.parse_args(["--networks", "lecture,resnet", "--json", "-"]))
+        bench_command.run(parser.parse_args(["--networks", "lecture,resnet", "--json", "-"]))
     with pytest.raises(ValueError, match="unknown optimizers.*adamax"):
-        bench.run(parser.parse_args(["--optimizers", "adamax", "--json", "-"]))
+        bench_command.run(parser.parse_args(["--optimizers", "adamax", "--json", "-"]))
 
 
 def test_network_and_optimizer_subsets():

@@ -1,4 +1,4 @@
-"""gradfit.lab network comparison and `gradfit compare net`: a tiny digits budget, offline."""
+"""gradfit.lab.net network comparison and `gradfit compare net`: a tiny digits budget, offline."""
 from __future__ import annotations
 
 import csv
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from gradfit import lab
-from gradfit.lab.network import IterationCost
+from gradfit.lab import net as lab
+from gradfit.lab.net.network import IterationCost
 
 pytest.importorskip("matplotlib")
 

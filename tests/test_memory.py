@@ -3,7 +3,8 @@ import argparse
 
 import pytest
 
-from gradfit.memory import add_arguments, format_memory_report, human_bytes, memory_report, run
+from gradfit.commands.memory import add_arguments, run
+from gradfit.memory import format_memory_report, human_bytes, memory_report
 
 LECTURE = [100, 500, 1000, 2000, 1]
 

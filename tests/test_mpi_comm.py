@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradfit.parallel import bench, launch
+from gradfit.bench import allreduce as bench
+from gradfit.parallel import launch
 from gradfit.parallel.comm import SerialComm, choose_comm_kind, launched_by_mpi
 from gradfit.parallel.watchdog import EXIT_CODE, Watchdog, timeout_from_env
 

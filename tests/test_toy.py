@@ -1,4 +1,4 @@
-"""gradfit.toy: problems (gradients vs finite differences), runner, tuning, figures."""
+"""gradfit.lab.toy: problems (gradients vs finite differences), runner, tuning, figures."""
 from __future__ import annotations
 
 import csv
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from gradfit import optimizers
-from gradfit.toy import (PROBLEMS, LookaheadNesterov, compare, get_problem, optimizer_by_name,
+from gradfit.lab.toy import (PROBLEMS, LookaheadNesterov, compare, get_problem, optimizer_by_name,
                          run, run_toy_comparison, tune_learning_rate)
-from gradfit.toy.runner import diverged
+from gradfit.lab.toy.runner import diverged
 
 ALL = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 
@@ -225,7 +225,7 @@ def test_run_toy_comparison_writes_figures_csv_and_summary(tmp_path):
 
 def test_saddle_figures_clip_the_loss_at_the_window(tmp_path):
     pytest.importorskip("matplotlib")
-    from gradfit.toy import plot_contours, plot_losses
+    from gradfit.lab.toy import plot_contours, plot_losses
 
     res = compare("saddle", ["sgd", "rmsprop"], steps=15, grid=[1e-2, 1e-1])
     fig = plot_losses("saddle", res, tmp_path / "l.png")
@@ -247,7 +247,7 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch, tmp_path):
 
 def test_animate_rejects_zero_frames(tmp_path):
     pytest.importorskip("matplotlib")
-    from gradfit.toy import animate
+    from gradfit.lab.toy import animate
 
     with pytest.raises(ValueError, match="frames must be an integer >= 1, got 0"):
         animate("parabola", compare("parabola", ["sgd"], steps=2, tune=False), tmp_path / "a.gif",

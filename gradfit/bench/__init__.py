@@ -26,9 +26,11 @@ import json
 import os
 import time
 
-from .env import environment
+from ..backend import configure_numba, set_num_threads
+from .env import environment, optional
 from .matmul import run_matmul
 from .optstep import OPTIMIZERS, run_optstep
+from .profile import format_profile, profile_step
 from .training import NETWORKS, run_training
 
 LECTURE_PARAMETERS = 2_555_501
@@ -44,7 +46,6 @@ def run_bench(quick: bool = False, threads: int | None = None, frameworks=FRAMEW
     ``networks``: subset of ``NETWORKS`` (lecture, adam, small) for section (b);
     ``optimizers``: subset of ``optstep.OPTIMIZERS`` for section (c); None: all.
     """
-    from ..backend import set_num_threads
     threads = int(os.cpu_count() or 1) if threads is None else int(threads)
     if threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for all CPUs), got {threads}")
@@ -57,12 +58,7 @@ def run_bench(quick: bool = False, threads: int | None = None, frameworks=FRAMEW
             raise ValueError(f"unknown {what} {sorted(bad)}: choose from {', '.join(valid)}")
     for name in frameworks:  # load every library first, so that the thread limits reach them
         if name != "gradfit":
-            if name == "keras":
-                os.environ.setdefault("KERAS_BACKEND", "torch")
-            try:
-                __import__(name)
-            except Exception:  # noqa: BLE001 - absent: its rows say so
-                pass
+            optional(name)   # absent: its rows say so
     saved = _saved_threads()
     try:
         set_num_threads(threads)
@@ -94,7 +90,6 @@ def _run_sections(quick, threads, frameworks, sections, profile, log, networks=N
         out["optimizer_step"] = run_optstep(20_000 if quick else LECTURE_PARAMETERS, threads, quick,
                                             optimizers, torch="torch" in frameworks)
     if profile and not quick:
-        from .profile import profile_step
         sizes, kind = NETWORKS["lecture"]
         out["profile"] = [profile_step(sizes, kind, b) for b in (8, 32, 128, 1024)]
     out["environment"]["numba_threading_layer"] = environment(threads)["numba_threading_layer"]
@@ -111,7 +106,6 @@ def _saved_threads() -> dict:
         saved["pools"] = {d["prefix"]: d["num_threads"] for d in threadpool_info()}
     except ImportError:
         pass
-    from ..backend import configure_numba
     numba = configure_numba()  # before numba starts threads: it picks the threading layer
     if numba is not None:
         saved["numba"] = numba.get_num_threads()
@@ -200,7 +194,6 @@ def format_report(res: dict) -> str:
     if "training" in res or "optimizer_step" in res:
         lines += [""] + format_targets(res)
     if res.get("profile"):
-        from .profile import format_profile
         lines += [""] + [format_profile(p) for p in res["profile"]]
     return "\n".join(lines)
 
@@ -249,58 +242,3 @@ def format_targets(res: dict) -> list[str]:
         mark = {True: "met", False: "NOT met", None: ""}[t["met"]]
         lines.append(f"  {t['target']:<62}{v:>14}  {mark}")
     return lines
-
-
-# ------------------------------------------------------------------ CLI
-def add_arguments(parser) -> None:
-    """Arguments of ``gradfit bench`` on an argparse parser."""
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, 1-2 repetitions (seconds): a smoke test, not a measurement")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for BLAS, numba and torch (default: all CPUs)")
-    parser.add_argument("--json", default="gradfit_bench.json",
-                        help="where to write the results (default gradfit_bench.json; '-' for none)")
-    parser.add_argument("--frameworks", default=None,
-                        help="comma-separated subset of gradfit,torch,keras "
-                             "(default: all; --quick: gradfit,torch)")
-    parser.add_argument("--sections", default="matmul,optimizer,training",
-                        help="comma-separated subset of matmul,optimizer,training")
-    parser.add_argument("--networks", default=None,
-                        help=f"comma-separated subset of {','.join(NETWORKS)} for the training "
-                             "section (default: all)")
-    parser.add_argument("--optimizers", default=None,
-                        help="comma-separated subset of the optimizer section's rows "
-                             f"({','.join(OPTIMIZERS)}; default: all)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile a gradfit step of the lecture's network per layer")
-
-
-def run(args) -> int:
-    """``gradfit bench``: run, print the tables, write the JSON; returns the exit status."""
-    frameworks = (args.frameworks or ("gradfit,torch" if args.quick else ",".join(FRAMEWORKS)))
-    frameworks = tuple(f.strip() for f in frameworks.split(",") if f.strip())
-    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
-    bad = set(sections) - {"matmul", "optimizer", "training"}
-    if bad:
-        raise ValueError(f"unknown sections {sorted(bad)}: choose from matmul,optimizer,training")
-    def names(arg):
-        return None if not arg else tuple(n.strip() for n in arg.split(",") if n.strip())
-    res = run_bench(quick=args.quick, threads=args.threads, frameworks=frameworks,
-                    sections=sections, profile=args.profile,
-                    log=lambda m: print(m, flush=True), networks=names(args.networks),
-                    optimizers=names(args.optimizers))
-    res["targets"] = targets(res)
-    print(format_report(res))
-    if args.json and args.json != "-":
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=1, default=str)
-        print(f"\nresults written to {args.json}")
-    return 0
-
-
-def main(argv=None) -> int:
-    """``python -m gradfit.bench``: the same as ``gradfit bench``."""
-    import argparse
-    parser = argparse.ArgumentParser(prog="gradfit bench", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

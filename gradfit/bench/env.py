@@ -1,8 +1,12 @@
 """What ran: versions, thread counts, the BLAS library and kernel, the CPU model."""
 from __future__ import annotations
 
+import importlib
 import os
 import platform
+
+from .. import backend
+from ..backend import configure_numba
 
 
 def cpu_model() -> str:
@@ -19,14 +23,20 @@ def cpu_model() -> str:
     return f"{name} ({os.cpu_count()} logical CPUs)"
 
 
-def _version(module: str):
-    if module == "keras":  # Keras 3 defaults to TensorFlow; the bench runs it on torch
+def optional(name: str):
+    """The optional framework ``name`` (torch, keras, cupy, numba...) imported, or None when it
+    is absent or broken; Keras is loaded on its torch backend unless KERAS_BACKEND says else."""
+    if name == "keras":  # Keras 3 defaults to TensorFlow; the bench runs it on torch
         os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
-        mod = __import__(module)
-    except Exception:  # noqa: BLE001 - absent or broken: report as absent
+        return importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - absent or broken: reported as absent
         return None
-    return getattr(mod, "__version__", "?")
+
+
+def _version(module: str):
+    mod = optional(module)
+    return None if mod is None else getattr(mod, "__version__", "?")
 
 
 def thread_pools() -> list[dict]:
@@ -57,7 +67,6 @@ def environment(threads: int) -> dict:
     """The header of every bench run (JSON-able)."""
     import numpy as np
     numba_threads = None
-    from ..backend import configure_numba
     numba = configure_numba()  # before numba starts threads: it picks the threading layer
     if numba is not None:
         numba_threads = numba.get_num_threads()
@@ -67,7 +76,6 @@ def environment(threads: int) -> dict:
         torch_threads = torch.get_num_threads()
     except ImportError:
         pass
-    from .. import backend
     return {
         "cpu": cpu_model(),
         "python": platform.python_version(),

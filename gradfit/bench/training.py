@@ -25,7 +25,13 @@ import os
 
 import numpy as np
 
+from .. import backend
+from ..backend import xp
+from ..layers import Dense, Input
+from ..model import Sequential
 from ..train.step import train_step
+from ..utils import set_random_seed
+from .env import optional
 from .timing import time_interleaved
 
 NETWORKS = {
@@ -53,10 +59,7 @@ def make_data(sizes, kind, batch, seed=0):
 
 # ------------------------------------------------------------------ gradfit
 def gradfit_model(sizes, kind):
-    import gradfit
-    from gradfit.layers import Dense, Input
-    from gradfit.model import Sequential
-    gradfit.set_random_seed(0) if hasattr(gradfit, "set_random_seed") else None
+    set_random_seed(0)
     layers = [Input(shape=(sizes[0],))]
     layers += [Dense(n, activation="relu") for n in sizes[1:-1]]
     layers.append(Dense(sizes[-1], activation=None if kind == "mse" else "softmax"))
@@ -68,7 +71,6 @@ def gradfit_model(sizes, kind):
 
 def gradfit_steps(sizes, kind, batch):
     """{"train_on_batch": fn, "step": fn} for one batch; each call does one update."""
-    from gradfit.backend import xp
     model = gradfit_model(sizes, kind)
     x, y = make_data(sizes, kind, batch)
     model.train_on_batch(x, y)  # builds, resolves the loss head, creates the optimizer state
@@ -117,7 +119,6 @@ def gradfit_gpu_step(sizes, kind, batch):
     """gradfit's step with every array on the GPU (backend "cupy"), synchronised per step."""
     import cupy
 
-    from gradfit import backend
     backend.set_backend("cupy")
     try:
         model = gradfit_model(sizes, kind)
@@ -253,10 +254,4 @@ def _raiser(exc):
 
 
 def _importable(name) -> bool:
-    if name == "keras":
-        os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        __import__(name)
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    return optional(name) is not None

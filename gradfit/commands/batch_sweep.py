@@ -15,8 +15,11 @@ import os
 
 import numpy as np
 
-from .noise_scale import add_model_arguments, new_model, power_of_two, prepare
+from ..noise_scale import b_crit, fit_steps_examples, plot_frontier
+from ..noise_scale.sweep import sweep
+from ..utils import set_random_seed
 from .common import run_folder, write_json
+from .noise_scale import add_model_arguments, new_model, power_of_two, prepare
 
 SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
 
@@ -110,9 +113,6 @@ def _write_csv(path, rows, keys):
 
 
 def run(args):
-    from .. import set_random_seed
-    from ..noise_scale import b_crit, fit_steps_examples, plot_frontier
-    from ..noise_scale.sweep import sweep
 
     _check_counts(args)
     kind, target = _target(args)

@@ -5,11 +5,15 @@
 
 Each writes a run folder (default ``runs/compare-<toy|net>-<timestamp>``) with PNG figures, a
 CSV of results and a Markdown summary.  Both are thin layers over
-``gradfit.toy.run_toy_comparison`` and ``gradfit.lab.run_net_comparison``.
+``gradfit.lab.toy.run_toy_comparison`` and ``gradfit.lab.net.run_net_comparison``.
 """
 from __future__ import annotations
 
 import sys
+
+from ..lab.net import run_net_comparison, setup_for
+from ..lab.toy import run_toy_comparison
+from .common import run_folder
 
 
 def _names(values) -> list | None:
@@ -54,20 +58,17 @@ def add_arguments(p):
 
 
 def run(args):
-    from .common import run_folder
     target = getattr(args, "target", None)
     if target not in ("toy", "net"):
         raise ValueError(f"gradfit compare needs a target, got {target!r}: use 'gradfit compare toy' "
                          f"or 'gradfit compare net' (add --help for their options)")
     if target == "toy":
-        from ..toy import run_toy_comparison
         out = run_folder(args.out, "compare-toy")
         if args.steps is not None and args.steps < 1:
             raise ValueError(f"--steps must be a positive integer, got {args.steps}")
         result = run_toy_comparison(out, problem=args.problem, optimizers=_names(args.optimizers),
                                     steps=args.steps, gif=args.gif)
     else:
-        from ..lab import run_net_comparison, setup_for
         data = "digits" if args.quick else args.data
         overrides = {"epochs": 20, "tune_epochs": 5} if args.quick else {}
         names = _names(args.optimizers)

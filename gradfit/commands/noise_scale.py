@@ -22,7 +22,9 @@ import os
 
 import numpy as np
 
-from .. import optimizers
+from .. import callbacks, datasets, optimizers
+from ..noise_scale import plot_b_simple
+from ..utils import set_random_seed
 from .common import add_data_arguments, build_network, load_data, parse_hidden, run_folder, write_json
 
 
@@ -57,7 +59,6 @@ def make_optimizer(name, lr):
 
 def prepare(args):
     """(train, validation, dataset, hidden widths) with the arguments checked."""
-    from .. import datasets
     if not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     hidden = parse_hidden(args.hidden)
@@ -98,7 +99,6 @@ def recommend(steps, values, n_train):
 
 
 def run(args):
-    from .. import callbacks, set_random_seed
 
     for name in ("batch_size", "epochs", "every", "min_steps"):
         v = getattr(args, name)
@@ -129,7 +129,6 @@ def run(args):
     late, rec = recommend(h["step"], h["b_simple"], len(x_tr))
     title = f"{ds.name} {x_tr.shape[1]}-{'-'.join(map(str, hidden))}-{ds.num_classes}, B={args.batch_size}"
     try:
-        from ..noise_scale import plot_b_simple
         plot_b_simple(h["step"], h["b_simple"], os.path.join(folder, "b_simple.png"),
                       title=f"B_simple over training: {title}")
     except ImportError as exc:

@@ -1,21 +1,8 @@
-"""gradfit.lab: optimizers compared on a network (the setup of the Adam paper's Figure 2).
+"""gradfit.lab: optimizers compared, with figures (``gradfit compare``).
 
-    from gradfit import lab
-    setup = lab.setup_for("digits", epochs=20)          # or "mnist": 784-1000-1000-10
-    runs = lab.compare_networks(setup)                  # {name: NetRun}, tuned lr each
-    lab.run_net_comparison("runs/net-digits", setup)    # PNGs, CSVs, summary.md
+    toy/                 2-D test problems (Rosenbrock, Beale, ...): paths and losses per step
+    net/                 networks (the Adam paper's Figure 2 setup): cost per iteration
+    second_order_problems.py   MATLAB's SIN, PARITY, CANCER and a width sweep (second order)
 
-Plotting needs matplotlib (``pip install 'gradfit[plot]'``), imported only when drawing.
+``from gradfit.lab import toy, net``; each subpackage lists its own API.
 """
-from __future__ import annotations
-
-from .network import (DEFAULT_OPTIMIZERS, GRIDS, LABELS, PRESETS, IterationCost, NetRun, NetSetup,
-                      build_model, check_setup, compare_networks, load_data, make_optimizer,
-                      setup_for, train_run, tune)
-from .report import load_runs, plot_costs, plot_tuning, run_net_comparison, smooth, write_reports
-
-__all__ = [
-    "DEFAULT_OPTIMIZERS", "GRIDS", "LABELS", "PRESETS", "IterationCost", "NetRun", "NetSetup",
-    "build_model", "check_setup", "compare_networks", "load_data", "make_optimizer", "setup_for",
-    "train_run", "tune", "load_runs", "plot_costs", "plot_tuning", "run_net_comparison", "smooth", "write_reports",
-]

@@ -32,6 +32,8 @@ import warnings
 import numpy as np
 
 from gradfit.callbacks.base import Callback
+from gradfit.callbacks.gradient_noise_scale import GradientNoiseScale
+from gradfit.train.evaluation import evaluate
 
 
 class TargetWatch(Callback):
@@ -49,7 +51,6 @@ class TargetWatch(Callback):
         self.model.stop_training = True   # fit ends after this batch (Keras 3 semantics)
 
     def _value(self):
-        from gradfit.train.evaluation import evaluate
         logs = evaluate(self.model, self.x, self.y, batch_size=1024)
         return logs["loss"] if self.kind == "loss" else logs["accuracy"]
 
@@ -104,7 +105,6 @@ def sweep(make_model, x, y, batch_sizes, lrs, eval_xy, kind, target, max_epochs,
     Returns (best, runs): ``best`` one dict per batch size (steps None where not reached),
     ``runs`` every run tried.
     """
-    from gradfit.callbacks.gradient_noise_scale import GradientNoiseScale
 
     lrs = sorted(float(v) for v in lrs)
     b0 = min(batch_sizes)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting import figure as _figure, style
+from ...plotting import figure as _figure, style
 from .problems import get_problem
+from .runner import _window_floor
 
 _GRID = 300
 
@@ -87,7 +88,6 @@ def plot_losses(problem, trajectories: dict, path=None, title=None):
     minimum; for the saddle (no minimum) ``f`` clipped at its lowest value on the plot
     window, on a linear axis, so the step at which each path leaves the window shows (the
     tuning's ``mean_loss`` is the mean of this curve).  Returns the ``Figure``."""
-    from .runner import _window_floor
 
     problem = get_problem(problem)
     fig = _figure((7.0, 4.2))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plotting import require_matplotlib
+from ...plotting import require_matplotlib
 from . import plots
 from .problems import get_problem
 from .runner import DEFAULT_GRID, DEFAULT_OPTIMIZERS, _criterion, compare, score

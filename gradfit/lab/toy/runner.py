@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import optimizers
-from ..optimizers import forms
+from ... import optimizers
+from ...optimizers import forms
 from .problems import Problem, get_problem
 
 DEFAULT_GRID = np.logspace(-5, 0, 16)

@@ -1,6 +1,6 @@
-"""gradfit.toy: 2-D test problems, a runner that drives any optimizer over them, figures.
+"""gradfit.lab.toy: 2-D test problems, a runner that drives any optimizer over them, figures.
 
-    from gradfit import toy
+    from gradfit.lab import toy
     runs = toy.compare("rosenbrock", ["sgd", "momentum", "adam"])   # tuned lr each
     toy.plot_contours("rosenbrock", runs, "contour.png")
     toy.run_toy_comparison("runs/toy-rosenbrock")                   # PNGs, CSV, summary.md
@@ -9,7 +9,7 @@ Plotting needs matplotlib (``pip install 'gradfit[plot]'``), imported only when 
 """
 from __future__ import annotations
 
-from ..plotting import PALETTE
+from ...plotting import PALETTE
 from .plots import animate, plot_contours, plot_losses
 from .problems import PROBLEMS, Problem, get_problem, problem_names
 from .report import run_toy_comparison

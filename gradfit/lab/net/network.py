@@ -34,8 +34,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .. import optimizers
-from ..callbacks.base import Callback
+from ... import datasets, optimizers
+from ...callbacks.base import Callback
+from ...layers import Dense, Dropout, Input
+from ...model import Sequential
+from ...utils import set_random_seed
 
 DEFAULT_OPTIMIZERS = ("nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 
@@ -186,7 +189,6 @@ def make_optimizer(name: str, learning_rate: float):
 
 def build_model(input_dim: int, setup: NetSetup, num_classes: int = 10):
     """Input -> [Dense(h, relu, He-uniform) -> Dropout]* -> Dense(classes, softmax)."""
-    from .. import Dense, Dropout, Input, Sequential
     layers = [Input(shape=(input_dim,))]
     for h in setup.hidden:
         layers.append(Dense(h, activation="relu", kernel_initializer="he_uniform"))
@@ -202,7 +204,6 @@ def train_run(data, setup: NetSetup, name: str, learning_rate: float, epochs: in
 
     ``data``: ``(x_train, y_train, x_test, y_test, num_classes)``.
     """
-    from .. import set_random_seed
     x, y, x_test, y_test, k = data
     set_random_seed(setup.seed)
     model = build_model(x.shape[1], setup, k)
@@ -257,7 +258,6 @@ def tune(data, setup: NetSetup, name: str, log=None) -> tuple[float, list]:
 
 def load_data(setup: NetSetup, data_dir=None):
     """``(x_train, y_train, x_test, y_test, num_classes)`` of ``setup.data``, subset applied."""
-    from .. import datasets
     ds = datasets.load(setup.data, seed=setup.seed, data_dir=data_dir)
     x, y = ds.x_train, ds.y_train
     if setup.train_examples is not None and setup.train_examples < len(x):

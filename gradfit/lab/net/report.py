@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from .network import LABELS, NetRun, NetSetup, compare_networks
+from ...plotting import MARKERS, PALETTE, figure, require_matplotlib
 from ..toy.report import write_rows_csv, write_tuning_csv
 
-# Same colour and marker per optimizer as the toy figures (gradfit.toy.plots).
+# Same colour and marker per optimizer as the toy figures (gradfit.lab.toy.plots).
 _ORDER = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 
 
 def style(name: str, i: int) -> dict:
-    from ..plotting import MARKERS, PALETTE
     j = _ORDER.index(name) if name in _ORDER else len(_ORDER) + i
     return {"color": PALETTE[j % len(PALETTE)], "marker": MARKERS[j % len(MARKERS)]}
 
@@ -50,7 +50,6 @@ def smooth(costs, window: int) -> np.ndarray:
 
 
 def _figure(figsize):
-    from ..plotting import figure
     return figure(figsize)
 
 
@@ -196,7 +195,6 @@ def write_reports(runs: dict, setup: NetSetup, out_dir) -> dict:
 
 def run_net_comparison(out_dir, setup: NetSetup, data=None, data_dir=None, log=None) -> dict:
     """Tune, train and report (``compare_networks`` then ``write_reports``)."""
-    from ..plotting import require_matplotlib
     require_matplotlib()  # fail before hours of training if matplotlib is missing
     runs = compare_networks(setup, data=data, data_dir=data_dir, log=log)
     return write_reports(runs, setup, out_dir)

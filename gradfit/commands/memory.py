@@ -1,0 +1,26 @@
+"""`gradfit memory`: the lecture's memory arithmetic for a network (`gradfit.memory`)."""
+from __future__ import annotations
+
+from ..memory import format_memory_report
+from .types import integer
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``gradfit memory`` on an argparse parser."""
+    parser.add_argument("layer_sizes", nargs="+", type=integer(1),
+                        help="layer widths, input first (e.g. 100 500 1000 2000 1)")
+    parser.add_argument("--batch-sizes", nargs="+", type=integer(1), default=[1, 32, 128, 1024],
+                        help="batch sizes for the activation memory (default 1 32 128 1024)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--examples", type=integer(1), default=None,
+                        help="training examples, for the size of the whole Jacobian (J: examples "
+                             "x outputs rows)")
+    parser.add_argument("--history", type=integer(1), default=10,
+                        help="L-BFGS history m (default 10, SciPy's L-BFGS-B default)")
+
+
+def run(args) -> int:
+    """``gradfit memory``: print the report; returns the exit status."""
+    print(format_memory_report(args.layer_sizes, args.batch_sizes, args.dtype,
+                               examples=args.examples, history=args.history))
+    return 0
