@@ -1,4 +1,4 @@
-"""The targets of issue #8 measured several times: how much one `gradfit bench` run can be
+"""The speed targets of docs/speed.md measured several times: how much one `gradfit bench` run can be
 trusted on this machine.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/targets_spread.py --runs 5 --threads 2
@@ -32,7 +32,7 @@ def main(argv=None):
     runs = []
     for i in range(args.runs):
         path = out / f"run{i + 1}-{args.threads}threads.json"
-        cmd = [sys.executable, "-m", "gradfit.bench", "--threads", str(args.threads),
+        cmd = [sys.executable, "-m", "gradfit", "bench", "--threads", str(args.threads),
                "--frameworks", "gradfit,torch", "--networks", "lecture,small",
                "--optimizers", "adam", "--json", str(path)] + (["--quick"] if args.quick else [])
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
