@@ -17,10 +17,14 @@ Two routes (``method="auto"`` picks by b_local < b_global):
   per-example gradient is dz * denom, denom = the global batch),
   |g_i|^2 = sum_layers (|x_i|^2 + 1) |dz_i|^2 denom^2, and |G_B|^2 = ``grad_norms["global_sq"]``;
   one batch's unbiased |G|^2 and tr(Sigma) (``gradfit.noise_scale.exact_estimates``).
-  Under MPI this route estimates per rank and averages (one allreduce of 4 numbers); it needs
-  |G_local|^2 of each rank, which ``grad_norms["local_sq"]`` gives.
+  Under MPI this route pools the GLOBAL batch: one allreduce of [sum_i |g_i|^2, rows] over the
+  ranks, with |G_B|^2 of the global batch, gives exactly the estimate one process computes on
+  the same global batch (up to the order of a float64 sum), so the value, and any decision
+  taken from it (``AdaptiveBatchSize``), does not depend on the number of ranks.
 
 Both are folded into the separate EMAs of ``NoiseScaleEstimator`` (ema=0.95, bias-corrected).
+A measurement whose norms are not finite (an overflow in float32) is skipped, with one warning
+per ``fit`` naming the step and the fix; the estimate keeps its earlier value.
 Without ``train_state.grad_norms`` from this step (a model driven by hand, not by ``fit``), |G_B|^2
 is recomputed from (x, dz) as before (``mean_grad_sq_norm``).
 
@@ -51,12 +55,16 @@ Values: ``self.history`` = {"step", "b_simple" (None while unavailable), "g_sq",
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
+
+from gradfit.backend import xp
 from gradfit.callbacks.base import Callback, check_int
 from gradfit.noise_scale.estimator import NoiseScaleEstimator, two_batch_estimates
 from gradfit.noise_scale.per_example import (
+    estimates_from_sums,
     exact_estimates,
     mean_grad_sq_norm,
     per_example_grad_sq_norms,
@@ -99,6 +107,7 @@ class GradientNoiseScale(Callback):
         self._step = 0
         self.history = {"step": [], "b_simple": [], "g_sq": [], "trace_sigma": []}
         self.route = None    # the route of the last measurement: "two_batch" or "per_example"
+        self.skipped = 0     # measurements left out because their norms were not finite
 
     def on_train_begin(self, logs=None):
         self._reset()
@@ -145,6 +154,9 @@ class GradientNoiseScale(Callback):
             est = self._per_example(norms, comm if parallel else None)
         if est is None:
             return
+        if not all(math.isfinite(v) for v in est):
+            self._skip(est)
+            return
         self.route = route
         value = self.estimator.update_estimates(*est)
         h = self.history
@@ -165,25 +177,40 @@ class GradientNoiseScale(Callback):
         v = np.array([norms["local_sq"], 1.0 / norms["b_local"], 1.0], dtype=np.float64)
         if comm is not None:
             _allreduce_small(comm, v)
+        if not (math.isfinite(v[0]) and math.isfinite(norms["global_sq"])):
+            return v[0], norms["global_sq"]          # skipped by the caller, on every rank
         b_small = v[2] / v[1]          # harmonic mean of the per-rank batches
         return two_batch_estimates(v[0] / v[2], norms["global_sq"], b_small, float(norms["b_global"]))
 
     def _per_example(self, norms, comm):
         ios = list(self.model.layer_io())
-        b = int(ios[0][0].shape[0])
         bias = self._biases()
+        if norms is None:
+            return self._per_example_by_hand(ios, bias, comm)
+        # The global batch pooled: [sum_i |g_i|^2 over this rank's rows, rows], one allreduce,
+        # then one batch's estimates with |G_B|^2 of the global batch (after the Allreduce).
+        sq = per_example_grad_sq_norms(ios, scale=norms["b_global"], use_bias=bias)
+        v = np.array([float(xp().sum(sq, dtype=xp().float64)), float(sq.shape[0])])
+        if comm is not None:
+            _allreduce_small(comm, v)
+        total, b, g_b_sq = float(v[0]), int(v[1]), float(norms["global_sq"])
+        if b < 2:      # one example carries no variance information
+            return None
+        if not (math.isfinite(total) and math.isfinite(g_b_sq)):
+            return total, g_b_sq                     # skipped by the caller, on every rank
+        est = estimates_from_sums(total, b, g_b_sq)
+        return est.g_sq, est.trace_sigma
+
+    def _per_example_by_hand(self, ios, bias, comm):
+        """A model driven by hand (no ``train_state.grad_norms``): |G_B|^2 recomputed from
+        (x, dz) of this rank's rows; each rank estimates and the estimates are averaged."""
+        b = int(ios[0][0].shape[0])
         valid = b >= 2   # one example carries no variance information
         g1 = tr1 = 0.0
-        denom = norms["b_global"] if norms is not None else None
         if valid:
-            if norms is not None:
-                # |G_local|^2 of this rank's slice (= global_sq in one process): no recomputation
-                sq = per_example_grad_sq_norms(ios, scale=denom, use_bias=bias)
-                est = exact_estimates(sq, norms["local_sq"])
-            else:
-                # dz as given (scale 1); |G|^2 and tr(Sigma) are scaled by denom^2 below
-                sq = per_example_grad_sq_norms(ios, use_bias=bias)
-                est = exact_estimates(sq, mean_grad_sq_norm(ios, use_bias=bias))
+            # dz as given (scale 1); |G|^2 and tr(Sigma) are scaled by rows^2 below
+            sq = per_example_grad_sq_norms(ios, use_bias=bias)
+            est = exact_estimates(sq, mean_grad_sq_norm(ios, use_bias=bias))
             g1, tr1 = est.g_sq, est.trace_sigma
         # One collective for [examples, ranks with an estimate, sums of their estimates]: every
         # rank calls it every measured step (no rank may skip), and all ranks end up equal.
@@ -193,8 +220,18 @@ class GradientNoiseScale(Callback):
         n_valid = v[1]
         if n_valid == 0:
             return None
-        scale = 1.0 if norms is not None else v[0] ** 2
+        scale = v[0] ** 2
         return float(v[2] / n_valid * scale), float(v[3] / n_valid * scale)
+
+    def _skip(self, est):
+        """Leave out a measurement with non-finite norms; say so once per ``fit``."""
+        self.skipped += 1
+        if self.skipped == 1:
+            warnings.warn(
+                f"GradientNoiseScale: the gradient norms of step {self._step} are not finite "
+                f"({est[0]!r}, {est[1]!r}), so this measurement is left out and B_simple keeps its earlier value (later ones are left out silently, "
+                "counted in .skipped); the per-example norms overflowed: use dtype='float64', "
+                "scale the inputs, or lower the learning rate", RuntimeWarning, stacklevel=2)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:

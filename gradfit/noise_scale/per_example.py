@@ -140,6 +140,13 @@ def exact_estimates(per_example_sq_norms, mean_grad_sq) -> NoiseEstimate:
             f"squared norms must be finite and >= 0, got sum |g_i|^2 = {total!r}, "
             f"|G_B|^2 = {g_b_sq!r}: the gradient has diverged (lower the learning rate)"
         )
+    return estimates_from_sums(total, b, g_b_sq)
+
+
+def estimates_from_sums(total: float, b: int, g_b_sq: float) -> NoiseEstimate:
+    """`exact_estimates` from ``total = sum_i |g_i|^2`` over ``b >= 2`` examples and ``g_b_sq =
+    |G_B|^2`` of their mean: what data-parallel ranks hold after one allreduce of their sums
+    (``GradientNoiseScale`` pools the global batch this way).  No checks: the caller's."""
     trace = (total - b * g_b_sq) / (b - 1)
     g_sq = g_b_sq - trace / b
     if g_sq <= 0.0:
