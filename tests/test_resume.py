@@ -91,3 +91,38 @@ def test_a_signal_stops_after_a_whole_step_and_the_rerun_resumes_bit_identical(t
     assert len(progress2.read_text().splitlines()) == 60
     assert np.array_equal(np.load(ref_out), np.load(out2))
     assert not os.path.exists(tmp_path / "backup"), "a finished run deletes its backup"
+
+
+AUTO_SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "auto_batch_fit.py")
+
+
+@pytest.mark.parametrize("save_freq, kill_at", [("3", 26), ("epoch", 30), ("4", 41)])
+def test_auto_batch_sigkill_after_the_batch_grew_then_resume_is_bit_identical(tmp_path, save_freq,
+                                                                           kill_at):
+    """batch_size="auto": SIGKILL mid-epoch after the batch grew (from 8 to 64 by step 26, to
+    128 by step 41), resume from the last backup: the same weights bit for bit, the same
+    batch-size trajectory, the same History (batch sizes, learning rates of ReduceLROnPlateau
+    under the factor, B_simple)."""
+    def run(name, kill, backup):
+        out = str(tmp_path / f"{name}.npz")
+        proc = subprocess.run([sys.executable, AUTO_SCRIPT, str(backup), out, str(kill), save_freq],
+                              capture_output=True, text=True, timeout=120)
+        return proc, out
+
+    proc, ref = run("ref", -1, tmp_path / "ref_backup")
+    assert proc.returncode == 0, proc.stderr
+    proc, _ = run("killed", kill_at, tmp_path / "backup")
+    assert proc.returncode == -9, f"the run should have been killed: {proc.returncode} {proc.stderr}"
+    proc, resumed = run("resumed", -1, tmp_path / "backup")
+    assert proc.returncode == 0, proc.stderr
+    a, b = np.load(ref)["params"], np.load(resumed)["params"]
+    assert np.array_equal(a, b), f"max difference {np.abs(a - b).max()}"
+    ref_rec, res_rec = (json.loads(open(p + ".json").read()) for p in (ref, resumed))
+    assert res_rec["trajectory"] == ref_rec["trajectory"]
+    batches = ref_rec["trajectory"]["batch_size"]
+    assert batches[0] == 8 and max(batches) == 128, "the batch should have grown in this run"
+    grown = [s for s, b in zip(ref_rec["trajectory"]["step"], batches) if b > 8]
+    assert grown[0] < kill_at, "the kill should come after the batch grew"
+    for key in ("batch_size", "learning_rate", "loss", "lr_factor"):
+        assert res_rec["history"][key] == ref_rec["history"][key], key
+    assert min(ref_rec["history"]["learning_rate"]) < 3e-3, "ReduceLROnPlateau should have acted"

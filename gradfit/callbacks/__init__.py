@@ -1,4 +1,5 @@
 """Callbacks with Keras 3's hook protocol, one file each, plus resumable state."""
+from gradfit.callbacks.adaptive_batch_size import AdaptiveBatchSize
 from gradfit.callbacks.backup_and_restore import BackupAndRestore
 from gradfit.callbacks.base import Callback, MonitorCallback
 from gradfit.callbacks.callback_list import CallbackList
@@ -13,7 +14,7 @@ from gradfit.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from gradfit.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
-    "BackupAndRestore", "Callback", "CallbackList", "MonitorCallback", "CSVLogger", "EarlyStopping", "GradientNoiseScale", "History",
+    "AdaptiveBatchSize", "BackupAndRestore", "Callback", "CallbackList", "MonitorCallback", "CSVLogger", "EarlyStopping", "GradientNoiseScale", "History",
     "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau",
     "TerminateOnNaN",
 ]

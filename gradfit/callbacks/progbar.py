@@ -8,6 +8,8 @@ verbose, as Keras 3's ``fit``:
   time per step and the epoch logs (``loss``, metrics, ``val_*``). When the stream is not a
   terminal the bar is not redrawn: only the finished line is printed.
 * ``2``: one line per epoch: ``Epoch 3/10 - 32/32 - 1s - 31ms/step - loss: 0.2103 - ...``.
+* When the steps per epoch are not known beforehand (``batch_size="auto"``: the batch grows),
+  the bar has no total: ``17/Unknown`` while the epoch runs, ``40/40`` at its end.
 * ``True``/``False`` are 1/0 (as in Keras, where ``True == 1``).
 * ``"auto"`` (the default): 1 when the stream is a terminal, else 2 (log files and CI get one
   line per epoch).
@@ -35,7 +37,10 @@ def _check_verbose(verbose):
 
 
 def format_value(v) -> str:
-    """Keras's number format: 4 decimals, or scientific notation below 1e-3."""
+    """Keras's number format: 4 decimals, or scientific notation below 1e-3; an int as it is
+    (a batch size)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -157,10 +162,12 @@ class ProgbarLogger(Callback):
             self._finish(logs, prefix="")
 
     # -- drawing
-    def _counter(self, current: int) -> str:
+    def _counter(self, current: int, final: bool = False) -> str:
         if self.target:
             return f"{current:>{len(str(self.target))}d}/{self.target}"
-        return f"{current}/Unknown"
+        # steps per epoch not known beforehand (batch_size="auto"): a count while the epoch
+        # runs, and the epoch's own count at its end (as Keras finishes an unknown target)
+        return f"{current}/{current}" if final else f"{current}/Unknown"
 
     def _bar(self, current: int) -> str:
         if not self.target:
@@ -199,7 +206,7 @@ class ProgbarLogger(Callback):
             return
         elapsed = time.perf_counter() - self._start
         steps = self.target or self.seen
-        line = prefix + self._counter(steps)
+        line = prefix + self._counter(steps, final=True)
         if self.verbose == 1:
             line += self._bar(steps)
         line += f" - {elapsed:.0f}s - {format_per_step(elapsed / self._done())}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import xp
+from ..callbacks.adaptive_batch_size import with_adaptive_batch_size
 from ..callbacks.base import print_msg
 from ..callbacks.callback_list import CallbackList
 from ..checks import check_int
@@ -30,6 +31,9 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     the epoch out); ``drop_remainder=False`` adds Keras's final partial batch instead. Under
     MPI every rank draws the same permutation and takes a 1/N slice of each global batch;
     one Allreduce sums the flat gradient buffer, and every rank takes the same step.
+    ``batch_size="auto"``: an `AdaptiveBatchSize` callback (the one in `callbacks`, else a
+    default one) sets the next step's global batch and learning-rate factor from the gradient
+    noise scale; the permutation is consumed in order, so the batches of an epoch stay disjoint.
 
     `validation_split` takes the LAST fraction of (x, y) before shuffling, as Keras.
     History holds per-epoch ``loss``, each metric, ``val_*`` and ``learning_rate``.
@@ -41,9 +45,13 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     y = model.check_targets(y, len(x))
     x, y, val = _split_validation(model, x, y, validation_split, validation_data)
     n = len(x)
-    batch_size = check_batch_size(batch_size, n, comm.size)
+    callbacks, adaptive = with_adaptive_batch_size(callbacks, batch_size)
+    if adaptive is None:
+        batch_size = check_batch_size(batch_size, n, comm.size)
+        steps = steps_per_epoch(n, batch_size, drop_remainder)
+    else:      # the first batch; the callback chooses the next ones, so the steps per epoch vary
+        batch_size, steps = adaptive.prepare(model, n), None
     _check_epochs(epochs, initial_epoch)
-    steps = steps_per_epoch(n, batch_size, drop_remainder)
     x, y = xp().asarray(x), xp().asarray(y)
 
     # 2. The run's state: the optimizer state carries over; the position starts at
@@ -58,7 +66,7 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     state.callbacks = cbs
     cbs.on_train_begin()
     if verbose not in (0, False):
-        _announce(model, n, batch_size, steps, drop_remainder, val, state)
+        _announce(model, n, batch_size, steps, drop_remainder, val, state, adaptive)
 
     # Ctrl-C / SIGTERM stop after a whole step; a frozen or dead rank ends the job.
     with guarded_run(model, state) as kick:
@@ -70,7 +78,8 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
                 cbs.on_train_batch_begin(state.step)
                 # 4-7. This rank's slice; forward, backward, Allreduce, finite check, update.
                 idx, offset = rank_slice(batch, comm.rank, comm.size)
-                result = train_step(model, state, x[idx], y[idx], len(batch), offset)
+                with state.scaled_learning_rate(model.optimizer):   # x lr_factor (1 unless auto)
+                    result = train_step(model, state, x[idx], y[idx], len(batch), offset)
                 if result is None:         # a non-finite loss: nothing was applied
                     break
                 state.finish_step(len(batch), len(idx), *result)
@@ -113,7 +122,7 @@ def _permutation(n, shuffle, state):
     return perm
 
 
-def _announce(model, n, batch_size, steps, drop_remainder, val, state):
+def _announce(model, n, batch_size, steps, drop_remainder, val, state, adaptive=None):
     comm = model.comm
     left = n % batch_size
     if left and drop_remainder:
@@ -130,6 +139,10 @@ def _announce(model, n, batch_size, steps, drop_remainder, val, state):
     if state.epoch or state.step:
         where = f"epoch {state.epoch + 1}" + (f", step {state.step + 1}" if state.step else "")
         print_msg(model, f"Resuming at {where} from the backup")
+    if adaptive is not None:
+        ranks = f"; {comm.size} MPI ranks, each a 1/{comm.size} slice" if comm.size > 1 else ""
+        print_msg(model, f"Training on {n} examples{vtxt}: {adaptive.describe()}{ranks}")
+        return
     print_msg(model, f"Training on {n} examples{vtxt}: {steps} batches of {batch_size} per epoch "
                      f"({how}){ranks}")
 

@@ -11,6 +11,8 @@ advances it after every step and every epoch, and callbacks see it as ``model.tr
     state.step             optimizer steps taken in this epoch
     state.seen             rows of this epoch's permutation consumed so far (global batches)
     state.batch_size       the global batch size of the next step
+    state.lr_factor        the factor on the optimizer's learning rate for the next step (1.0;
+                           AdaptiveBatchSize sets both): see `scaled_learning_rate`
     state.epoch_rng_state  the RNG state this epoch's permutation was drawn from: a run resumed
                            mid-epoch draws the same permutation again from it
     state.sums             this epoch's running loss and metric sums (`EpochSums`)
@@ -29,6 +31,8 @@ arrays and back (the weights and ``opt`` travel with the model, see `gradfit.sav
 all `BackupAndRestore` needs for a bit-identical resume.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -82,6 +86,7 @@ class TrainState:
         """Reset the progress for a new ``fit`` starting at ``epoch`` (the optimizer state stays)."""
         self.epoch = int(epoch)
         self.batch_size = int(batch_size)
+        self.lr_factor = 1.0
         self._n_metrics = n_metrics
         self.stop_reason = None
         self.stop_message = None
@@ -118,6 +123,24 @@ class TrainState:
         self.stop_reason = reason
         self.stop_message = message
 
+    @contextmanager
+    def scaled_learning_rate(self, optimizer):
+        """Within the block, ``optimizer.learning_rate`` is ``lr_factor`` times what it holds
+        (a float, or a schedule ``step -> lr_factor * schedule(step)``); after it, whatever
+        happens in it, the rate is the one it held. So the factor reaches the optimizer step
+        only: callbacks that set or read the rate (ReduceLROnPlateau, LearningRateScheduler),
+        checkpoints and ``logs["learning_rate"]`` see the unscaled base rate."""
+        if self.lr_factor == 1.0:
+            yield
+            return
+        base, factor = optimizer.learning_rate, self.lr_factor
+        optimizer.learning_rate = ((lambda step: factor * float(base(step))) if callable(base)
+                                   else factor * base)
+        try:
+            yield
+        finally:
+            optimizer.learning_rate = base
+
     # -- checkpoints ----------------------------------------------------------------------------
     def snapshot(self) -> dict:
         """The position, the RNG (now and at the epoch's start) and every callback's state.
@@ -125,7 +148,8 @@ class TrainState:
         JSON-able except for numpy arrays inside callback states (`gradfit.saving` stores them
         apart)."""
         return {"epoch": self.epoch, "step": self.step, "seen": self.seen,
-                "batch_size": self.batch_size, "epoch_rng_state": self.epoch_rng_state,
+                "batch_size": self.batch_size, "lr_factor": self.lr_factor,
+                "epoch_rng_state": self.epoch_rng_state,
                 "rng_state": get_rng_state(), "sums": [float(v) for v in self.sums.values],
                 "callbacks": None if self.callbacks is None else self.callbacks.get_state()}
 
@@ -133,6 +157,7 @@ class TrainState:
         """Continue from `snapshot`'s position: the next step is the one after the snapshot."""
         self.epoch, self.step, self.seen = int(snap["epoch"]), int(snap["step"]), int(snap["seen"])
         self.batch_size = int(snap["batch_size"])
+        self.lr_factor = float(snap.get("lr_factor", 1.0))    # backups before the factor: 1
         self.epoch_rng_state = snap["epoch_rng_state"]
         self.sums = EpochSums(self._n_metrics, snap["sums"])
         set_rng_state(snap["rng_state"])
