@@ -296,3 +296,31 @@ def test_plain_mpiexec_sets_threads_per_rank_and_names_a_killed_rank(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0
     assert f"gradfit: rank 1 (pid {pid} on " in rest and "SIGKILL" in rest, rest
+
+
+def test_auto_batch_on_two_ranks_follows_one_process(tmp_path):
+    """fit(batch_size="auto") under mpiexec -n 2: the same batch-size trajectory as one process
+    (the noise estimate pools the global batch) and the same weights (float64, 1e-10), with
+    every rank's slice growing with the global batch."""
+    need_mpi()
+    got = {}
+    for n in (0, 2):
+        res = tmp_path / f"n{n}"
+        res.mkdir()
+        code, text = job(n, [sys.executable, SCRIPTS / "fit_auto_batch.py", res])
+        assert code == 0, f"{n or 1} rank(s) failed (status {code}):\n{text}"
+        ranks = max(n, 1)
+        got[n] = ([np.load(res / f"rank{r}.npz")["params"] for r in range(ranks)],
+                  [json.loads((res / f"rank{r}.json").read_text()) for r in range(ranks)])
+    (one,), (rec1,) = got[0]
+    params, recs = got[2]
+    assert recs[0]["size"] == 2 and rec1["route"] == recs[0]["route"] == "per_example"
+    traj1, traj2 = rec1["trajectory"], recs[0]["trajectory"]
+    assert traj2["batch_size"] == traj1["batch_size"] and traj2["step"] == traj1["step"]
+    assert traj1["batch_size"][0] == 8 and max(traj1["batch_size"]) >= 64, "the batch should grow"
+    noise1 = [b for b in traj1["b_noise"] if b is not None]
+    noise2 = [b for b in traj2["b_noise"] if b is not None]
+    assert len(noise1) == len(noise2) and relerr(noise1, noise2) <= 1e-10
+    assert rec1["history"]["batch_size"] == recs[0]["history"]["batch_size"]
+    assert relerr(one, params[0]) <= TOL64
+    assert np.array_equal(params[0], params[1]) and recs[1]["trajectory"] == recs[0]["trajectory"]
