@@ -57,7 +57,7 @@ def test_resume_with_backup_finishes_the_same_run(tmp_path, capsys):
     (["train", "--hidden", "10,x"], "--hidden must be comma-separated"),
     (["train", "--data", "nope"], "unknown dataset 'nope'"),
     (["train", "--optimizer", "adamx"], "adamx"),
-    (["train", "--batch-size", "0", "--epochs", "1"], "argument --batch-size: must be an integer >= 1, got 0"),
+    (["train", "--batch-size", "0", "--epochs", "1"], "argument --batch-size: must be an integer >= 1 or auto, got '0'"),
     (["train", "--activation", "swish"], "invalid choice: 'swish'"),
     (["evaluate", "/nonexistent/model.gfm"], "no such gradfit file"),
 ])

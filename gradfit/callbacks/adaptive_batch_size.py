@@ -146,18 +146,25 @@ class AdaptiveBatchSize(Callback):
     def prepare(self, model, n: int, steps_per_epoch=None) -> int:
         """Check every option against ``n`` training examples, the ranks and the memory; build
         the controller; return the first global batch. ``fit`` calls it before any work."""
-        ranks = model.comm.size
+        self.controller = self.make_controller(n, model.comm.size, model.optimizer,
+                                               memory_cap(model), steps_per_epoch)
+        return self.controller.batch_size
+
+    def make_controller(self, n: int, ranks: int = 1, optimizer=None, max_fit=None,
+                        steps_per_epoch=None) -> BatchSizeController:
+        """The `BatchSizeController` of these options for ``n`` examples on ``ranks`` ranks (a
+        ValueError naming the values and the fix for any contradiction): what `prepare` uses,
+        and what a command line calls to check its options before it prints anything."""
         lo = self.min_batch_size or ranks * -(-min(DEFAULT_MIN, n) // ranks)
         hi = self.max_batch_size or max(lo, ranks * (DEFAULT_MAX // ranks))
         rule = self.lr_rule
         if rule == AUTO:
-            rule = "sgd" if type(model.optimizer).__name__ == "SGD" else "adam"
-        self.controller = BatchSizeController(
-            lo, hi, ranks=ranks, max_fit=memory_cap(model), rounding=self.rounding,
+            rule = "sgd" if type(optimizer).__name__ == "SGD" else "adam"
+        return BatchSizeController(
+            lo, hi, ranks=ranks, max_fit=max_fit, rounding=self.rounding,
             threshold=self.threshold, shrink=self.shrink, max_factor=self.max_factor,
             lr_rule=rule, base_batch_size=self.base_batch_size, steps_per_epoch=steps_per_epoch,
             n_examples=n)
-        return self.controller.batch_size
 
     def describe(self) -> str:
         """One line for the start of training."""

@@ -20,6 +20,7 @@ applied and recorded in ``config.json`` under ``resumes``.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
@@ -29,7 +30,8 @@ import warnings
 import numpy as np
 
 from .. import optimizers
-from ..callbacks import BackupAndRestore, Callback, CSVLogger, EarlyStopping
+from ..callbacks import AdaptiveBatchSize, BackupAndRestore, Callback, CSVLogger, EarlyStopping
+from ..callbacks.adaptive_batch_size import AUTO, LOG_KEYS
 from ..checks import ArgumentError, literal
 from ..datasets import train_val_test_split
 from ..datasets.task import TASKS, decide_task
@@ -67,7 +69,10 @@ def add_arguments(p):
     p.add_argument("--dropout", type=number(0.0, below=1.0), default=0.0,
                    help="dropout rate after each hidden layer, in [0, 1) (default 0)")
     optimizer_flags.add_arguments(p)
-    p.add_argument("--batch-size", type=integer(1), default=32, help="global mini-batch size (default 32)")
+    p.add_argument("--batch-size", type=_batch_size, default=32,
+                   help="global mini-batch size, or auto: from 32 grown toward the gradient noise "
+                        "scale while training, the learning rate scaled with it (AdaptiveBatchSize; "
+                        "default 32)")
     p.add_argument("--epochs", type=integer(1), default=100, help="maximum number of epochs (default 100)")
     p.add_argument("--patience", type=integer(0), default=10,
                    help="early stopping patience in epochs on val_loss, restoring the best "
@@ -100,16 +105,37 @@ def _check_combinations(args):
                             "{patience} 0")
 
 
-def _check_memory(sizes, args, opt):
+def _batch_size(text):
+    """``--batch-size``: an integer >= 1, or "auto"."""
+    if text == AUTO:
+        return AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or auto, got {text!r}")
+    return value
+
+
+def _first_batch(args, opt, n, ranks) -> int:
+    """The batch of the first step; for ``auto`` its options checked against the data and the
+    ranks now, before anything is printed (the memory cap is applied by fit)."""
+    if args.batch_size != AUTO:
+        return args.batch_size
+    return AdaptiveBatchSize().make_controller(n, ranks, opt).batch_size
+
+
+def _check_memory(sizes, args, opt, batch):
     slots = len([k for k in opt.init(np.zeros(1)) if k != "step"])
-    need = training_bytes(sizes, args.batch_size, slots, args.dtype)
+    need = training_bytes(sizes, batch, slots, args.dtype)
     have = available_bytes()
     if have is not None and need["total"] > have:
         parts = ", ".join(f"{k.replace('_', ' ')} {human_bytes(v)}" for k, v in need.items()
                           if k != "total")
         raise ArgumentError("hidden", args.hidden,
                             f"a network that fits in memory: training "
-                            f"{'-'.join(map(str, sizes))} at batch {args.batch_size} needs "
+                            f"{'-'.join(map(str, sizes))} at batch {batch} needs "
                             f"{human_bytes(need['total'])} ({parts}; `gradfit memory "
                             f"{' '.join(map(str, sizes))}`) and {human_bytes(have)} are available",
                             "use smaller {hidden} widths or a smaller {batch_size}")
@@ -213,7 +239,7 @@ def run(args):
         ds.x_train, ds.y_train, val_fraction=args.val_fraction, seed=args.seed,
         stratify=task.kind == "classification" and ds.y_train.ndim == 1)
     sizes = [x_tr.shape[1], *hidden, task.out_dim]
-    _check_memory(sizes, args, opt)
+    _check_memory(sizes, args, opt, _first_batch(args, opt, len(x_tr), comm.size))
     folder = args.out or (folders.default_folder() if comm.rank == 0 else None)
     folder = comm.bcast_obj(folder, root=0) if comm.size > 1 else folder
     lock = folders.RunLock(folder, "gradfit " + shlex.join(sys.argv[1:])) if comm.rank == 0 else None
@@ -278,7 +304,9 @@ def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes
             write_json(os.path.join(folder, "config.json"), record)
     # 3. Train: Ctrl-C / SIGTERM end the run after a whole step (gradfit.train.guard).
     early = EarlyStopping(patience=args.patience, restore_best_weights=True) if args.patience else None
-    cbs = [c for c in (early, CSVLogger(os.path.join(folder, "history.csv"))) if c is not None]
+    auto = AdaptiveBatchSize() if args.batch_size == AUTO else None    # before CSVLogger: its
+    cbs = [c for c in (auto, early, CSVLogger(os.path.join(folder, "history.csv")))  # logs go in
+           if c is not None]
     cbs.append(BackupAndRestore(os.path.join(folder, "backup"),
                                 save_freq="epoch" if args.backup else False))
     cbs.append(_RunStart(write_config, changed.get("learning_rate", [None, None])[1]))
@@ -295,7 +323,8 @@ def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes
             model.save(os.path.join(folder, "model.gfm"))
         write_json(os.path.join(folder, "results.json"), results(outcome, history.history, test))
         if history.history.get("loss"):
-            plot_history(history.history, os.path.join(folder, "history.png"),
+            plot_history({k: v for k, v in history.history.items() if k not in LOG_KEYS},
+                         os.path.join(folder, "history.png"),
                          title=f"{ds.name}: {'-'.join(map(str, sizes))}",
                          mark=outcome.kept_epoch, mark_label=outcome.kept_text())
         resume = _resume_command(args, folder) if outcome.ended == "interrupted" else None
