@@ -317,3 +317,25 @@ def test_the_progress_line_counts_steps_and_shows_the_batch_size(capsys):
     drawn = bar.getvalue()
     assert "/Unknown" in drawn and " - batch_size: 8" in drawn
     assert "ETA" not in drawn, "no ETA without a known number of steps"
+
+
+# ------------------------------------------------------------------ the overhead benchmark
+def test_the_overhead_benchmark_times_every_mode_at_every_batch_size(tmp_path, capsys):
+    """A smoke run of gradfit.noise_scale.overhead (timings themselves are for a quiet
+    machine): every batch size has a time per step for plain, every=10, every=1 and auto, the
+    table is printed, and the JSON record says what ran."""
+    import json
+
+    from gradfit.noise_scale import overhead
+    out = tmp_path / "overhead.json"
+    overhead.main(["--hidden", "16", "--batch-sizes", "8,32", "--steps", "4", "--repeats", "1",
+                   "--out", str(out)])
+    rec = json.loads(out.read_text())
+    assert rec["network"] == "784-16-10" and [r["batch_size"] for r in rec["rows"]] == [8, 32]
+    for row in rec["rows"]:
+        assert set(row["seconds_per_step"]) == set(overhead.MODES)
+        assert all(t > 0 for t in row["seconds_per_step"].values())
+        assert set(row["overhead"]) == {"every=10", "every=1", "auto"}
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == ["B", "plain", "ms/step", "every=10", "every=1", "auto"]
+    assert [ln.split()[0] for ln in table[2:]] == ["8", "32"]

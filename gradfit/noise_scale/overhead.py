@@ -1,21 +1,38 @@
-"""Measure what GradientNoiseScale adds to a training step.
+"""Measure what the gradient noise estimate adds to a training step, at every batch size.
 
-    python -m gradfit.noise_scale.overhead [--hidden 128] [--batch-sizes 32,128,512] [--repeats 5]
+    python -m gradfit.noise_scale.overhead [--hidden 512,512] [--optimizer adam]
+        [--batch-sizes 32,64,128,256,512,1024] [--steps 50] [--repeats 5] [--out overhead.json]
 
-For each batch size: ``model.fit`` over synthetic MNIST-shaped data (784 inputs, 10 classes,
-float32, SGD) without the callback, with ``every=10`` (the default) and with ``every=1``; the
-best of ``repeats`` timings of each (interleaved, so machine load hits all three alike), per step.
-With the callback the loop also computes two O(P) dot products per step (``model.grad_norms``).
+For each batch size B, one epoch of ``model.fit`` over B * steps synthetic MNIST-shaped examples
+(784 inputs, 10 classes, float32, shuffle off), timed per step in four ways, interleaved within
+every repeat so that machine load hits all alike, best of ``repeats``:
+
+* ``plain``: no callback (the reference);
+* ``every=10``, ``every=1``: with ``GradientNoiseScale(every=...)`` on its per-example route
+  (one process): the per-example norms every 10th / every step; the loop's two O(P) dot
+  products for |G_B|^2 are paid on every step once the callback is present;
+* ``auto``: ``fit(batch_size="auto")`` with ``AdaptiveBatchSize`` held at B
+  (``min_batch_size = max_batch_size = B``, its defaults otherwise: every=10): the whole
+  machinery of the auto batch size (estimate, decision, learning-rate factor) at that batch.
+
+Printed as ms/step for ``plain`` and the relative overhead of the others; ``--out`` writes the
+same as JSON (with the settings, the BLAS threads and the load average) for the records.
+Timings on a loaded machine move by several percent: compare within one run only.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 
 import numpy as np
 
+MODES = ("plain", "every=10", "every=1", "auto")
+DEFAULT_SIZES = "32,64,128,256,512,1024"
 
-def setup(hidden, batch, steps, seed=0):
+
+def setup(hidden, batch, steps, optimizer="adam", seed=0):
     """A compiled float32 784-hidden-10 model and batch * steps synthetic examples."""
     from gradfit import Dense, Input, Sequential, set_random_seed
 
@@ -25,39 +42,74 @@ def setup(hidden, batch, steps, seed=0):
     y = rng.integers(0, 10, batch * steps)
     layers = [Input(shape=(784,))] + [Dense(h, activation="relu") for h in hidden]
     model = Sequential(layers + [Dense(10, activation="softmax")])
-    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.compile(optimizer, "sparse_categorical_crossentropy")
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)   # builds and warms up
     return model, x, y
 
 
-def time_fit(model, x, y, batch, every):
-    """Seconds per step of one epoch of ``fit`` (every=None: no callback)."""
-    from gradfit.callbacks import GradientNoiseScale
+def time_fit(model, x, y, batch, mode):
+    """Seconds per step of one epoch of ``fit`` in ``mode`` (see the module docstring)."""
+    from gradfit.callbacks import AdaptiveBatchSize, GradientNoiseScale
 
-    cbs = [] if every is None else [GradientNoiseScale(every=every)]
+    if mode == "auto":
+        size, cbs = "auto", [AdaptiveBatchSize(min_batch_size=batch, max_batch_size=batch)]
+    else:
+        size = batch
+        cbs = [] if mode == "plain" else [GradientNoiseScale(every=int(mode.split("=")[1]))]
     t = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=cbs, shuffle=False)
+    model.fit(x, y, batch_size=size, epochs=1, verbose=0, callbacks=cbs, shuffle=False)
     return (time.perf_counter() - t) / (len(x) // batch)
+
+
+def measure(hidden, sizes, steps, repeats, optimizer="adam") -> list[dict]:
+    """One row per batch size: best seconds per step of every mode."""
+    rows = []
+    for b in sizes:
+        model, x, y = setup(hidden, b, steps, optimizer)
+        best = dict.fromkeys(MODES, np.inf)
+        for _ in range(repeats):
+            for mode in MODES:
+                best[mode] = min(best[mode], time_fit(model, x, y, b, mode))
+        rows.append({"batch_size": b, "seconds_per_step": best,
+                     "overhead": {m: best[m] / best["plain"] - 1 for m in MODES[1:]}})
+    return rows
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hidden", default="128")
-    p.add_argument("--batch-sizes", default="32,128,512")
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--hidden", default="512,512", help="hidden widths (default 512,512: the "
+                   "time-to-target 'same' network)")
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--batch-sizes", default=DEFAULT_SIZES, help=f"default {DEFAULT_SIZES}")
+    p.add_argument("--steps", type=int, default=50, help="steps per timed epoch (default 50)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default=None, help="also write the results as JSON here")
     a = p.parse_args(argv)
     hidden = [int(h) for h in a.hidden.split(",")]
-    print(f"784-{'-'.join(map(str, hidden))}-10, float32, SGD, {a.steps} steps, best of {a.repeats}")
-    print(f"{'B':>5} {'plain ms/step':>14} {'every=10':>10} {'every=1':>10}")
-    for b in (int(s) for s in a.batch_sizes.split(",")):
-        model, x, y = setup(hidden, b, a.steps)
-        best = {None: np.inf, 10: np.inf, 1: np.inf}
-        for _ in range(a.repeats):
-            for every in best:
-                best[every] = min(best[every], time_fit(model, x, y, b, every))
-        base = best[None]
-        print(f"{b:>5} {base * 1e3:>14.3f} {100 * (best[10] / base - 1):>+9.1f}% {100 * (best[1] / base - 1):>+9.1f}%")
+    sizes = [int(s) for s in a.batch_sizes.split(",")]
+    if a.steps < 2 or a.repeats < 1 or min(sizes) < 2:
+        p.error("--steps must be >= 2, --repeats >= 1 and every batch size >= 2")
+    net = f"784-{'-'.join(map(str, hidden))}-10"
+    print(f"{net}, float32, {a.optimizer}, {a.steps} steps, best of {a.repeats}; overhead per "
+          "step against plain")
+    print(f"{'B':>5} {'plain ms/step':>14}" + "".join(f"{m:>10}" for m in MODES[1:]))
+    rows = []
+    for b in sizes:
+        row = measure(hidden, [b], a.steps, a.repeats, a.optimizer)[0]
+        rows.append(row)
+        print(f"{b:>5} {row['seconds_per_step']['plain'] * 1e3:>14.3f}"
+              + "".join(f"{100 * row['overhead'][m]:>+9.1f}%" for m in MODES[1:]), flush=True)
+    if a.out:
+        from gradfit.backend import blas_info
+        record = {"network": net, "optimizer": a.optimizer, "dtype": "float32",
+                  "steps": a.steps, "repeats": a.repeats, "rows": rows,
+                  "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
+                                                             "OPENBLAS_NUM_THREADS")},
+                  "blas": blas_info(), "load_average": os.getloadavg()}
+        tmp = a.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(record, f, indent=1, default=str)
+        os.replace(tmp, a.out)
 
 
 if __name__ == "__main__":
