@@ -4,8 +4,10 @@
         python benchmarks/search_recipe.py --candidates 24 --top 4 --threads 2 --out search-mnist.jsonl
 
 Levers: width and depth, optimizer (Adam, AdamW, SGD with Nesterov momentum), learning rate,
-schedule (linear or cosine decay per step over a number of epochs, or constant) and batch size
-(``batch_size="auto"`` joins the batch sizes once fit has it, issue 18 phase 2).  Procedure:
+schedule (linear or cosine decay per step over a number of epochs, or constant) and batch size,
+``"auto"`` among them: ``fit(batch_size="auto")`` from 32 with the drawn rate meant for batch 256
+and scaled by AdaptiveBatchSize's rule (``lr_scaling="rule"``; its decay runs over examples, see
+``ttt/recipes.py``).  Procedure:
 
 1. ``--candidates`` recipes drawn at random (``--search-seed``) from the space below, plus the
    "same" recipe as a reference; each trained once (seed 0) by ``time_to_target.py``, each run a
@@ -41,7 +43,7 @@ SPACE = {
                       "sgd": [0.05, 0.1, 0.2, 0.4]},
     "schedule": ["linear", "cosine", "constant"],
     "decay_epochs": [2, 3, 4, 5],
-    "batch_size": [64, 128, 256, 512, 1024],
+    "batch_size": [64, 128, 256, 512, 1024, "auto"],
 }
 
 
@@ -55,6 +57,8 @@ def sample(rng: random.Random) -> dict:
         c.update(momentum=0.9, nesterov=True)
     if opt == "adamw":
         c["weight_decay"] = 1e-4
+    if c["batch_size"] == "auto":
+        c.update(lr_scaling="rule", lr_batch=256)
     return c
 
 

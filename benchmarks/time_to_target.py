@@ -98,8 +98,12 @@ def single(args) -> dict:
     recipe = recipes.get(args.recipe, args.overrides)
     if args.recipe == "best" and args.framework != "gradfit":
         raise SystemExit("--recipe best is gradfit's own recipe; compare other frameworks with same")
+    if recipe.gradfit_only and args.framework != "gradfit":
+        raise SystemExit(f"batch_size={recipe.batch_size!r} / lr_scaling={recipe.lr_scaling!r} "
+                         f"are gradfit's (fit(batch_size='auto'), AdaptiveBatchSize's rule); "
+                         f"run {args.framework} with a fixed batch_size and lr_scaling 'none'")
     wl = workloads.load(args.workload)
-    if recipe.batch_size > len(wl.x_train):
+    if recipe.batch_size != "auto" and recipe.batch_size > len(wl.x_train):
         raise SystemExit(f"batch_size {recipe.batch_size} is larger than the {len(wl.x_train)} "
                          f"training examples of {args.workload}; use a smaller batch")
     target = wl.target if args.target is None else args.target

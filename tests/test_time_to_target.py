@@ -229,3 +229,78 @@ def test_search_writes_the_best_recipe_and_resumes(tmp_path):
     assert recipes.from_dict(chosen["recipe"]).name == "best"
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and len(out.read_text().splitlines()) == len(runs)
+
+
+# -- batch_size="auto" in the benchmark (issue 18 phase 2) ----------------------------------------
+def test_auto_and_the_scaling_rule_are_recipe_fields_other_frameworks_refuse():
+    auto = recipes.get("same", {"batch_size": "auto", "lr_scaling": "rule"})
+    assert auto.gradfit_only and not recipes.get("same").gradfit_only
+    with pytest.raises(ValueError, match="'auto'"):
+        Recipe(batch_size="big")
+    with pytest.raises(ValueError, match="auto_min"):
+        Recipe(auto_min=64, auto_max=32)
+    rule = Recipe(lr_scaling="rule", lr_batch=256)
+    assert rule.batch_factor(64) == pytest.approx(0.5)                      # Adam: sqrt(64/256)
+    assert Recipe(optimizer="sgd", lr_scaling="rule").batch_factor(64) == pytest.approx(0.25)
+    assert Recipe().batch_factor(64) == 1.0
+    # the decay over examples is the per-step decay where a step is 1/steps_per_epoch epoch
+    r = Recipe(schedule="cosine", decay_epochs=2)
+    for step in (0, 7, 50, 200, 500):
+        assert r.lr_at_epochs(step / 100) == pytest.approx(r.lr_at(step, 100))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--framework", "torch", "--workload",
+                           "digits", "--recipe-json", '{"batch_size": "auto"}'],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode != 0 and "gradfit's" in proc.stderr and "fixed batch_size" in proc.stderr
+
+
+def test_gradfit_auto_run_decays_over_examples_and_records_the_trajectory():
+    """An "auto" run: the base rate before every step is the recipe's decay at the epochs of
+    data seen (whatever the batch), and the record holds the trajectory from the first batch."""
+    import gradfit
+    wl = workloads.load("digits")
+    recipe = Recipe(hidden=(32,), batch_size="auto", auto_min=16, max_epochs=3, decay_epochs=2,
+                    lr_scaling="rule")
+    rates = []
+
+    class Spy(gradfit.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            st = self.model.train_state
+            rates.append((st.epoch + (st.seen - logs["batch_size"]) / len(wl.x_train),
+                          self.model.optimizer.learning_rate))
+    real_fit = gradfit.Sequential.fit
+
+    def fit(self, *a, callbacks=(), **kw):
+        return real_fit(self, *a, callbacks=list(callbacks) + [Spy()], **kw)
+    tc = clock.TargetClock(wl, 1.01, recipe.max_epochs)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(gradfit.Sequential, "fit", fit)
+    try:
+        info = run_gradfit.run(wl, recipe, 3, 1, tc)
+    finally:
+        mp.undo()
+    auto = info["auto"]
+    assert info["steps_per_epoch"] is None and auto["first_batch"] == 16 and auto["lr_rule"] == "adam"
+    assert auto["trajectory"]["batch_size"][-1] > 16 and len(auto["batch_size_per_epoch"]) == 3
+    assert all(lr == pytest.approx(recipe.lr_at_epochs(e)) for e, lr in rates)
+    assert rates[-1][1] == pytest.approx(recipe.learning_rate * recipe.end_fraction)
+    json.dumps(info, allow_nan=False)          # the record is strict JSON (NaN written as null)
+
+
+def test_the_auto_batch_experiment_runs_every_contender_resumes_and_plots(tmp_path):
+    exp = ROOT / "benchmarks" / "auto_batch.py"
+    out = tmp_path / "ab.jsonl"
+    cmd = [sys.executable, str(exp), "--workload", "digits", "--target", "0.5", "--seeds", "0",
+           "--threads", "1", "--batch-sizes", "32,128", "--auto-min", "16",
+           "--recipe-json", '{"hidden": [16], "max_epochs": 3, "learning_rate": 0.05}', "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    runs = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert sorted(r["recipe"]["name"] for r in runs) == ["auto", "b128", "b32"]
+    assert all(r["recipe"]["lr_scaling"] == "rule" for r in runs)
+    b32 = next(r for r in runs if r["recipe"]["name"] == "b32")
+    assert b32["recipe"]["batch_size"] == 32 and "auto" not in b32
+    assert "gradfit:b32 / gradfit:auto" in first.stdout and (tmp_path / "ab.png").stat().st_size > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and len(out.read_text().splitlines()) == 3
+    assert "seed 0" not in again.stdout, "finished runs are not run again"

@@ -18,6 +18,15 @@
 * ``best``: gradfit's best recipe, read from ``best_recipe.json`` beside this file, which
   ``benchmarks/search_recipe.py`` writes (gradfit only).
 
+gradfit only (issue 18 phase 2; other frameworks refuse them): ``batch_size="auto"``
+(``fit(batch_size="auto")``: from ``auto_min`` up to ``auto_max``, grown toward the gradient
+noise scale; the schedule's decay then runs over EXAMPLES, ``lr_at_epochs``, since the steps per
+epoch vary), and ``lr_scaling="rule"``: the rate is ``learning_rate`` at batch ``lr_batch`` and
+follows the batch by AdaptiveBatchSize's rule, the square root of McCandlish's eps_opt(B) ratio
+for Adam/AdamW, the ratio itself for SGD (``gradfit.noise_scale.batch_controller``); at a fixed
+batch B, where no noise scale is measured, that rule's large-noise limit: ``sqrt(B / lr_batch)``
+(Adam) or ``B / lr_batch`` (SGD), the square-root and linear scaling rules.
+
 ``--recipe-json '{...}'`` on the command line overrides any field (the search uses it).
 """
 from __future__ import annotations
@@ -29,6 +38,7 @@ from pathlib import Path
 
 BEST_FILE = Path(__file__).with_name("best_recipe.json")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCALINGS = ("none", "rule")
 SCHEDULES = ("linear", "cosine", "constant")
 INITS = ("glorot_uniform", "lecun_normal")
 
@@ -47,11 +57,15 @@ class Recipe:
     momentum: float = 0.0               # sgd only
     nesterov: bool = False              # sgd only
     weight_decay: float = 0.0           # adamw only (decoupled)
-    batch_size: int = 256
+    batch_size: int | str = 256         # or "auto" (gradfit only)
     schedule: str = "linear"            # linear | cosine | constant, per step
     decay_epochs: float = 5.0           # linear/cosine: the decay spans this many epochs
     end_fraction: float = 0.02          # ... down to this fraction of the rate, then held
     max_epochs: int = 10                # a run that has not reached the target by then fails
+    lr_scaling: str = "none"            # none | rule (gradfit only; module docstring)
+    lr_batch: int = 256                 # rule: the batch learning_rate is meant for
+    auto_min: int = 32                  # batch_size "auto": the first and smallest batch
+    auto_max: int = 4096                # ... and the largest
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -62,7 +76,12 @@ class Recipe:
             (self.activation in ("relu", "sigmoid", "tanh"), "activation must be relu|sigmoid|tanh"),
             (len(self.hidden) >= 1 and min(self.hidden) >= 1, "hidden must be positive widths"),
             (self.learning_rate > 0, "learning_rate must be > 0"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size must be an int >= 1"),
+            (self.batch_size == "auto" or isinstance(self.batch_size, int) and self.batch_size >= 1,
+             "batch_size must be an int >= 1 or 'auto'"),
+            (self.lr_scaling in LR_SCALINGS, f"lr_scaling must be one of {LR_SCALINGS}"),
+            (all(isinstance(v, int) and v >= 1 for v in (self.lr_batch, self.auto_min, self.auto_max))
+             and self.auto_min <= self.auto_max,
+             "lr_batch, auto_min <= auto_max must be ints >= 1"),
             (self.decay_epochs > 0 and 0 <= self.end_fraction <= 1,
              "decay_epochs must be > 0 and end_fraction in [0, 1]"),
             (isinstance(self.max_epochs, int) and self.max_epochs >= 1, "max_epochs must be an int >= 1"),
@@ -76,6 +95,23 @@ class Recipe:
         d["hidden"] = list(self.hidden)
         return d
 
+    @property
+    def gradfit_only(self) -> bool:
+        """Whether the recipe uses what only gradfit has (auto batch, the scaling rule)."""
+        return self.batch_size == "auto" or self.lr_scaling != "none"
+
+    def batch_factor(self, batch: int) -> float:
+        """The rate's factor at a FIXED batch: 1, or the rule's large-noise limit."""
+        if self.lr_scaling == "none":
+            return 1.0
+        ratio = batch / self.lr_batch
+        return ratio if self.optimizer == "sgd" else math.sqrt(ratio)
+
+    def lr_at_epochs(self, epochs: float) -> float:
+        """The base rate after ``epochs`` epochs' worth of examples (the decay over examples
+        that batch_size "auto" follows): ``lr_at`` with the progress ``epochs / decay_epochs``."""
+        return self._decayed(min(epochs / self.decay_epochs, 1.0))
+
     def decay_steps(self, steps_per_epoch: int) -> int:
         return max(1, round(self.decay_epochs * steps_per_epoch))
 
@@ -85,7 +121,9 @@ class Recipe:
         linear: ``lr0 * (1 - (1 - f) * min(step, N) / N)``; cosine: ``lr0 * (f + (1 - f) *
         (1 + cos(pi * min(step, N) / N)) / 2)``; N = decay_steps, f = end_fraction."""
         n = self.decay_steps(steps_per_epoch)
-        p = min(step, n) / n
+        return self._decayed(min(step, n) / n)
+
+    def _decayed(self, p: float) -> float:
         f = self.end_fraction
         if self.schedule == "constant":
             return self.learning_rate
