@@ -2,8 +2,8 @@
 
 Pure logic, no training: a stream of B_noise estimates (``NoiseScaleEstimator.b_simple``, or the
 ``GradientNoiseScale`` callback's ``b_simple``) goes in, the batch size for the next steps and a
-learning-rate factor come out.  The training loop (``fit(batch_size="auto")``) calls
-``update`` and ``lr_factor``; this module knows nothing of it.
+learning-rate factor come out.  ``fit(batch_size="auto")``'s ``AdaptiveBatchSize`` callback
+calls ``update`` and ``lr_factor`` after every new estimate; this module knows nothing of it.
 
 The model (McCandlish, Kaplan, Amodei et al. 2018, "An Empirical Model of Large-Batch Training",
 arXiv:1812.06162, Section 2): with B_noise the noise scale, training to a given loss at batch B
