@@ -50,7 +50,7 @@ def test_replaying_the_recorded_trajectory_with_train_on_batch_gives_the_same_we
     taken from the decisions AdaptiveBatchSize recorded, reproduce fit's weights exactly: the
     loop used the batch and the factor it was told, from the step after each decision."""
     x, y = data()
-    model = model_for(gradfit.optim.SGD(learning_rate=0.2))
+    model = model_for(gradfit.optimizers.SGD(learning_rate=0.2))
     start = model.get_weights()
     auto = quick()
     model.fit(x, y, batch_size="auto", epochs=4, shuffle=False, verbose=0, callbacks=[auto])
@@ -59,7 +59,7 @@ def test_replaying_the_recorded_trajectory_with_train_on_batch_gives_the_same_we
     assert traj["batch_size"][0] == 8 and max(traj["batch_size"]) >= 64
     assert any(f > 1.5 for f in traj["lr_factor"])
 
-    replay = model_for(gradfit.optim.SGD(learning_rate=0.2))
+    replay = model_for(gradfit.optimizers.SGD(learning_rate=0.2))
     replay.set_weights(start)
     decisions = {s: (b, f) for s, b, f in zip(traj["step"], traj["batch_size"], traj["lr_factor"])}
     batch, factor, step = 8, 1.0, 0
@@ -129,7 +129,7 @@ def test_the_factor_reaches_the_step_only_and_schedules_are_untouched():
     schedule = gradfit.optimizers.schedules.ExponentialDecay(0.01, 50, 0.5)
     results = {}
     for rule in ("adam", "none"):
-        model = model_for(gradfit.optim.Adam(learning_rate=schedule))
+        model = model_for(gradfit.optimizers.Adam(learning_rate=schedule))
         auto = quick(lr_rule=rule)
         hist = model.fit(x, y, batch_size="auto", epochs=3, verbose=0, callbacks=[auto])
         assert model.optimizer.learning_rate is schedule
@@ -141,7 +141,7 @@ def test_the_factor_reaches_the_step_only_and_schedules_are_untouched():
 
 
 def test_scaled_learning_rate_scales_floats_and_schedules_and_always_restores():
-    opt = gradfit.optim.SGD(learning_rate=0.1)
+    opt = gradfit.optimizers.SGD(learning_rate=0.1)
     state = TrainState()
     state.lr_factor = 2.5
     with state.scaled_learning_rate(opt):
@@ -163,8 +163,8 @@ def test_scaled_learning_rate_scales_floats_and_schedules_and_always_restores():
 
 def test_lr_rule_auto_is_adam_s_rule_for_adaptive_optimizers():
     x, y = data(n=64)
-    for opt, rule in ((gradfit.optim.SGD(0.1, momentum=0.9), "sgd"), (gradfit.optim.RMSprop(), "adam"),
-                      (gradfit.optim.Adam(), "adam")):
+    for opt, rule in ((gradfit.optimizers.SGD(0.1, momentum=0.9), "sgd"), (gradfit.optimizers.RMSprop(), "adam"),
+                      (gradfit.optimizers.Adam(), "adam")):
         auto = AdaptiveBatchSize()
         model_for(opt).fit(x, y, batch_size="auto", epochs=1, verbose=0, callbacks=[auto])
         assert auto.controller.lr_rule == rule

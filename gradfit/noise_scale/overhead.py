@@ -28,14 +28,18 @@ import time
 
 import numpy as np
 
+from gradfit.backend import blas_info
+from gradfit.callbacks import AdaptiveBatchSize, GradientNoiseScale
+from gradfit.layers import Dense, Input
+from gradfit.model import Sequential
+from gradfit.utils import set_random_seed
+
 MODES = ("plain", "every=10", "every=1", "auto")
 DEFAULT_SIZES = "32,64,128,256,512,1024"
 
 
 def setup(hidden, batch, steps, optimizer="adam", seed=0):
     """A compiled float32 784-hidden-10 model and batch * steps synthetic examples."""
-    from gradfit import Dense, Input, Sequential, set_random_seed
-
     set_random_seed(seed)
     rng = np.random.default_rng(seed)
     x = rng.random((batch * steps, 784), dtype=np.float32)
@@ -49,8 +53,6 @@ def setup(hidden, batch, steps, optimizer="adam", seed=0):
 
 def time_fit(model, x, y, batch, mode):
     """Seconds per step of one epoch of ``fit`` in ``mode`` (see the module docstring)."""
-    from gradfit.callbacks import AdaptiveBatchSize, GradientNoiseScale
-
     if mode == "auto":
         size, cbs = "auto", [AdaptiveBatchSize(min_batch_size=batch, max_batch_size=batch)]
     else:
@@ -100,7 +102,6 @@ def main(argv=None):
         print(f"{b:>5} {row['seconds_per_step']['plain'] * 1e3:>14.3f}"
               + "".join(f"{100 * row['overhead'][m]:>+9.1f}%" for m in MODES[1:]), flush=True)
     if a.out:
-        from gradfit.backend import blas_info
         record = {"network": net, "optimizer": a.optimizer, "dtype": "float32",
                   "steps": a.steps, "repeats": a.repeats, "rows": rows,
                   "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",

@@ -28,7 +28,7 @@ gradfit.set_random_seed(3)
 model = gradfit.Sequential([gradfit.Input(shape=(6,)), gradfit.Dense(16, activation="relu"),
                             gradfit.Dropout(0.2), gradfit.Dense(3, activation="softmax")],
                            dtype="float64")
-model.compile(optimizer=gradfit.optim.Adam(learning_rate=1e-2),
+model.compile(optimizer=gradfit.optimizers.Adam(learning_rate=1e-2),
               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 auto = AdaptiveBatchSize(8, 256, every=2, min_steps=3, ema=0.8)
 history = model.fit(x, y, batch_size="auto", epochs=5, verbose=0, callbacks=[auto])

@@ -37,7 +37,7 @@ x = data.normal(size=(630, 12)).astype("float32")
 y = (x[:, :3].sum(axis=1) > 0).astype(int) + (x[:, 3] > 1).astype(int)
 model = gradfit.Sequential([gradfit.Input(shape=(12,)), gradfit.Dense(16, activation="relu"),
                             gradfit.Dropout(0.3), gradfit.Dense(3, activation="softmax")])
-model.compile(optimizer=gradfit.optim.Adam(learning_rate=3e-3),
+model.compile(optimizer=gradfit.optimizers.Adam(learning_rate=3e-3),
               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 auto = AdaptiveBatchSize(8, 128, every=2, min_steps=3, ema=0.8)
 history = model.fit(x[:600], y[:600], batch_size="auto", epochs=6, verbose=0,
