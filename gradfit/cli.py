@@ -70,9 +70,9 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as exc:
         print(f"gradfit {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:     # a second Ctrl-C: the first one stops after a step
-        print(f"gradfit {args.command}: stopped at once by a second Ctrl-C; what the run saved "
-              "before (a backup, a model) is kept", file=sys.stderr)
+    except KeyboardInterrupt:     # outside training, or a second Ctrl-C during it
+        print(f"gradfit {args.command}: stopped at once by Ctrl-C; files written before (a "
+              "backup, a model) are kept", file=sys.stderr)
         return 130
 
 

@@ -140,25 +140,18 @@ def test_the_factor_reaches_the_step_only_and_schedules_are_untouched():
     assert not np.allclose(results["adam"][0], results["none"][0])
 
 
-def test_scaled_learning_rate_scales_floats_and_schedules_and_always_restores():
-    opt = gradfit.optimizers.SGD(learning_rate=0.1)
-    state = TrainState()
-    state.lr_factor = 2.5
-    with state.scaled_learning_rate(opt):
-        assert opt.current_learning_rate(0) == pytest.approx(0.25)
-    assert opt.learning_rate == 0.1
-    with pytest.raises(RuntimeError):
-        with state.scaled_learning_rate(opt):
-            raise RuntimeError("a failed step")
-    assert opt.learning_rate == 0.1
-    schedule = gradfit.optimizers.schedules.InverseTimeDecay(0.1, 10, 1.0)
-    opt.learning_rate = schedule
-    with state.scaled_learning_rate(opt):
-        assert opt.current_learning_rate(10) == pytest.approx(2.5 * 0.05)
-    assert opt.learning_rate is schedule
-    state.lr_factor = 1.0
-    with state.scaled_learning_rate(opt):
-        assert opt.learning_rate is schedule
+def test_lr_scale_scales_one_update_of_floats_and_schedules_only():
+    """The factor reaches one update (``optimizer.update(..., lr_scale=)``, as train_step passes
+    state.lr_factor): the same step as a rate that large, while learning_rate stays the base."""
+    for base in (0.1, gradfit.optimizers.schedules.InverseTimeDecay(0.1, 10, 1.0)):
+        scaled = gradfit.optimizers.SGD(learning_rate=base, fused=False)
+        p, g = np.ones(5), np.linspace(-1, 1, 5)
+        state = scaled.init(p)
+        state["step"] = 10
+        scaled.update(p, g.copy(), state, lr_scale=2.5)
+        lr = 2.5 * (base if not callable(base) else base(10))
+        np.testing.assert_array_equal(p, np.ones(5) - lr * g)
+        assert scaled.learning_rate is base
 
 
 def test_lr_rule_auto_is_adam_s_rule_for_adaptive_optimizers():
@@ -321,12 +314,17 @@ def test_the_progress_line_counts_steps_and_shows_the_batch_size(capsys):
 
 # ------------------------------------------------------------------ the overhead benchmark
 def test_the_overhead_benchmark_times_every_mode_at_every_batch_size(tmp_path, capsys):
-    """A smoke run of gradfit.noise_scale.overhead (timings themselves are for a quiet
+    """A smoke run of benchmarks/noise_overhead.py (timings themselves are for a quiet
     machine): every batch size has a time per step for plain, every=10, every=1 and auto, the
     table is printed, and the JSON record says what ran."""
+    import importlib.util
     import json
+    from pathlib import Path
 
-    from gradfit.noise_scale import overhead
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "noise_overhead.py"
+    spec = importlib.util.spec_from_file_location("noise_overhead", path)
+    overhead = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(overhead)
     out = tmp_path / "overhead.json"
     overhead.main(["--hidden", "16", "--batch-sizes", "8,32", "--steps", "4", "--repeats", "1",
                    "--out", str(out)])

@@ -19,8 +19,8 @@ to change its options. One machinery, three parts that each exist on their own:
 3. **Apply**: it sets ``model.train_state.batch_size`` (the loop reads it before every step and
    consumes the epoch's permutation in order, so batches stay disjoint when the size changes
    mid-epoch; under MPI every rank's slice grows with the global batch) and
-   ``model.train_state.lr_factor``, which the loop multiplies into the optimizer's learning
-   rate for the step only (`TrainState.scaled_learning_rate`): the rate the optimizer holds, a
+   ``model.train_state.lr_factor``, which `train_step` multiplies into the optimizer's learning
+   rate for the step only (``optimizer.update(..., lr_scale=)``): the rate the optimizer holds, a
    float or a schedule, stays the base rate that ReduceLROnPlateau, LearningRateScheduler,
    checkpoints and ``logs["learning_rate"]`` see. The learning rate you compile with is the
    rate at ``base_batch_size`` (default: the first batch, ``min_batch_size``).

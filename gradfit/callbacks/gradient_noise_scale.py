@@ -31,7 +31,7 @@ is recomputed from (x, dz) as before (``mean_grad_sq_norm``).
 Overhead per measured step: the two-batch route, an O(1) allreduce; the per-example route,
 O(B (n_in + n_out)) per Dense layer (two row-wise dot products).  The loop's two O(P) dot
 products are paid on every step once the callback is present.  Measured with
-``OMP_NUM_THREADS=1 python -m gradfit.noise_scale.overhead --repeats 7 --steps 60`` (one process,
+``OMP_NUM_THREADS=1 python benchmarks/noise_overhead.py --repeats 7 --steps 60`` (one process,
 float32 SGD, 1 BLAS thread, best of 7, 2-core machine), per step against no callback:
 
     784-128-10       B=32  every=10 +8 %  every=1 +25 %

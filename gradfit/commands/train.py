@@ -40,6 +40,7 @@ from ..memory import available_bytes, human_bytes, training_bytes
 from ..parallel import get_comm
 from ..plotting import plot_history
 from ..saving import read_archive
+from ..train.guard import deferred_interrupts
 from ..utils import set_random_seed
 from . import optimizer_flags
 from . import run_folder as folders
@@ -314,19 +315,27 @@ def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes
         warnings.simplefilter("ignore", RuntimeWarning)   # a NaN stop is printed once, above
         history = model.fit(train[0], train[1], batch_size=args.batch_size, epochs=args.epochs,
                             validation_data=val, callbacks=cbs, verbose=verbose)
-        # 4. The outcome: the model (atomically), results.json, the figure, one final line.
-        outcome = read_outcome(model, history, early, probe=train[0][:256])
-        test = model.evaluate(ds.x_test, ds.y_test, batch_size=256, return_dict=True) \
-            if outcome.usable else None
-    if chief:
-        if outcome.usable:
-            model.save(os.path.join(folder, "model.gfm"))
-        write_json(os.path.join(folder, "results.json"), results(outcome, history.history, test))
-        if history.history.get("loss"):
-            plot_history({k: v for k, v in history.history.items() if k not in LOG_KEYS},
-                         os.path.join(folder, "history.png"),
-                         title=f"{ds.name}: {'-'.join(map(str, sizes))}",
-                         mark=outcome.kept_epoch, mark_label=outcome.kept_text())
-        resume = _resume_command(args, folder) if outcome.ended == "interrupted" else None
-        print(final_line(outcome, test, folder, resume))
+        # 4. The outcome: the model (atomically), results.json, the figure, one final line;
+        #    a Ctrl-C now waits until they are written.
+        with deferred_interrupts() as signals:
+            outcome = read_outcome(model, history, early, probe=train[0][:256])
+            test = model.evaluate(ds.x_test, ds.y_test, batch_size=256, return_dict=True) \
+                if outcome.usable else None
+            if chief:
+                _write_outcome(model, folder, outcome, history, test, ds, sizes, args)
+    if signals and chief:
+        print(f"({signals[0]} received after training ended: the run's files were written whole)")
     return EXIT_STATUS[outcome.ended]
+
+
+def _write_outcome(model, folder, outcome, history, test, ds, sizes, args):
+    if outcome.usable:
+        model.save(os.path.join(folder, "model.gfm"))
+    write_json(os.path.join(folder, "results.json"), results(outcome, history.history, test))
+    if history.history.get("loss"):
+        plot_history({k: v for k, v in history.history.items() if k not in LOG_KEYS},
+                     os.path.join(folder, "history.png"),
+                     title=f"{ds.name}: {'-'.join(map(str, sizes))}",
+                     mark=outcome.kept_epoch, mark_label=outcome.kept_text())
+    resume = _resume_command(args, folder) if outcome.ended == "interrupted" else None
+    print(final_line(outcome, test, folder, resume))

@@ -155,13 +155,17 @@ class Optimizer(Declared):
             state[name] = xp().full_like(params, value) if value else xp().zeros_like(params)
         return state
 
-    def update(self, params, grads, state):
+    def update(self, params, grads, state, lr_scale=1.0):
         """One update, in place on ``params`` and the state arrays; ``grads`` is consumed.
 
-        Returns ``(params, state)``.
+        ``lr_scale`` multiplies the learning rate of this update only (the adaptive batch size's
+        factor, `gradfit.callbacks.AdaptiveBatchSize`): ``learning_rate`` itself, which callbacks
+        read and set, stays the base rate. Returns ``(params, state)``.
         """
         step = state["step"]
         lr = self.current_learning_rate(step)
+        if lr_scale != 1.0:
+            lr = lr_scale * lr
         if self.clipvalue is not None:
             clipping.clip_by_value_(grads, self.clipvalue)
         elif self.clipnorm is not None:

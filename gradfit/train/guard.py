@@ -66,6 +66,24 @@ def graceful_interrupts(state, announce=None):
 
 
 @contextlib.contextmanager
+def deferred_interrupts():
+    """Within the block, SIGINT / SIGTERM are held back: the block finishes (files being
+    written are written whole) and yields a list that then names the signals received."""
+    received, previous = [], {}
+    if threading.current_thread() is threading.main_thread():
+        for name in SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous[sig] = signal.signal(sig, lambda signum, frame: received.append(
+                    signal.Signals(signum).name))
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def guarded_run(model, state):
     """The loop's context (see the module docstring); yields ``kick()``, called after a step."""
     watchdog = Watchdog(model.comm).start() if model.comm.size > 1 else None

@@ -78,8 +78,7 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
                 cbs.on_train_batch_begin(state.step)
                 # 4-7. This rank's slice; forward, backward, Allreduce, finite check, update.
                 idx, offset = rank_slice(batch, comm.rank, comm.size)
-                with state.scaled_learning_rate(model.optimizer):   # x lr_factor (1 unless auto)
-                    result = train_step(model, state, x[idx], y[idx], len(batch), offset)
+                result = train_step(model, state, x[idx], y[idx], len(batch), offset)
                 if result is None:         # a non-finite loss: nothing was applied
                     break
                 state.finish_step(len(batch), len(idx), *result)

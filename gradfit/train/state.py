@@ -12,7 +12,9 @@ advances it after every step and every epoch, and callbacks see it as ``model.tr
     state.seen             rows of this epoch's permutation consumed so far (global batches)
     state.batch_size       the global batch size of the next step
     state.lr_factor        the factor on the optimizer's learning rate for the next step (1.0;
-                           AdaptiveBatchSize sets both): see `scaled_learning_rate`
+                           AdaptiveBatchSize sets it with batch_size); `train_step` passes it
+                           to ``optimizer.update(..., lr_scale=)``, so callbacks, checkpoints
+                           and ``logs["learning_rate"]`` keep seeing the base rate
     state.epoch_rng_state  the RNG state this epoch's permutation was drawn from: a run resumed
                            mid-epoch draws the same permutation again from it
     state.sums             this epoch's running loss and metric sums (`EpochSums`)
@@ -31,8 +33,6 @@ arrays and back (the weights and ``opt`` travel with the model, see `gradfit.sav
 all `BackupAndRestore` needs for a bit-identical resume.
 """
 from __future__ import annotations
-
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -122,24 +122,6 @@ class TrainState:
     def stop(self, reason: str, message: str | None = None) -> None:
         self.stop_reason = reason
         self.stop_message = message
-
-    @contextmanager
-    def scaled_learning_rate(self, optimizer):
-        """Within the block, ``optimizer.learning_rate`` is ``lr_factor`` times what it holds
-        (a float, or a schedule ``step -> lr_factor * schedule(step)``); after it, whatever
-        happens in it, the rate is the one it held. So the factor reaches the optimizer step
-        only: callbacks that set or read the rate (ReduceLROnPlateau, LearningRateScheduler),
-        checkpoints and ``logs["learning_rate"]`` see the unscaled base rate."""
-        if self.lr_factor == 1.0:
-            yield
-            return
-        base, factor = optimizer.learning_rate, self.lr_factor
-        optimizer.learning_rate = ((lambda step: factor * float(base(step))) if callable(base)
-                                   else factor * base)
-        try:
-            yield
-        finally:
-            optimizer.learning_rate = base
 
     # -- checkpoints ----------------------------------------------------------------------------
     def snapshot(self) -> dict:

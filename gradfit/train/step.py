@@ -28,7 +28,8 @@ def train_step(model, state, x, y, global_batch: int, offset: int = 0, mark=None
        of this rank's mean gradient (before the sum) and of the global one (after it).
     3. The weight penalties, once, after the sum: the same on every rank.
     4. A non-finite loss stops here, before it reaches the weights: ``state.stop("nan", ...)``.
-    5. The optimizer step, the same on every rank; after it, a stop request from any rank is
+    5. The optimizer step (its learning rate times ``state.lr_factor``, 1 unless the batch size
+       is adaptive), the same on every rank; after it, a stop request from any rank is
        ``state.stop("interrupted")``: the loop ends after this step.
 
     Returns ``(loss, metric_sums)``: the global batch loss and this rank's metric sums over its
@@ -56,7 +57,8 @@ def train_step(model, state, x, y, global_batch: int, offset: int = 0, mark=None
         return None
     if mark is not None:
         mark("Allreduce, weight penalties, finite check")
-    model.optimizer.update(model.params, model.grads, state.init_optimizer(model))
+    model.optimizer.update(model.params, model.grads, state.init_optimizer(model),
+                           lr_scale=state.lr_factor)
     if mark is not None:
         mark(f"optimizer update ({type(model.optimizer).__name__})")
     if g[-2] > 0:

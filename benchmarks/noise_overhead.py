@@ -1,6 +1,6 @@
 """Measure what the gradient noise estimate adds to a training step, at every batch size.
 
-    python -m gradfit.noise_scale.overhead [--hidden 512,512] [--optimizer adam]
+    python benchmarks/noise_overhead.py [--hidden 512,512] [--optimizer adam]
         [--batch-sizes 32,64,128,256,512,1024] [--steps 50] [--repeats 5] [--out overhead.json]
 
 For each batch size B, one epoch of ``model.fit`` over B * steps synthetic MNIST-shaped examples
@@ -26,13 +26,18 @@ import json
 import os
 import time
 
-import numpy as np
+import sys
+from pathlib import Path
 
-from gradfit.backend import blas_info
-from gradfit.callbacks import AdaptiveBatchSize, GradientNoiseScale
-from gradfit.layers import Dense, Input
-from gradfit.model import Sequential
-from gradfit.utils import set_random_seed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import numpy as np  # noqa: E402
+
+from gradfit.backend import blas_info  # noqa: E402
+from gradfit.callbacks import AdaptiveBatchSize, GradientNoiseScale  # noqa: E402
+from gradfit.layers import Dense, Input  # noqa: E402
+from gradfit.model import Sequential  # noqa: E402
+from gradfit.utils import set_random_seed  # noqa: E402
 
 MODES = ("plain", "every=10", "every=1", "auto")
 DEFAULT_SIZES = "32,64,128,256,512,1024"
