@@ -25,7 +25,6 @@ import scipy.linalg
 from ...curvature import check_memory
 from .base import Hyper, SecondOrderError, SecondOrderMethod, converged, restoring
 from .linesearch import LineSearchFailed, wolfe_search
-from .lm import check_gauss_newton_loss
 
 
 def cholesky_solve(A, b):
@@ -51,7 +50,7 @@ class GaussNewton(SecondOrderMethod):
     )
 
     def check(self, objective) -> None:
-        check_gauss_newton_loss(self.name, objective)
+        objective.check_gauss_newton(self.name)
 
     def init(self, params, network=None) -> dict:
         check_memory(self.name, np.asarray(params).size, network=network)

@@ -72,21 +72,6 @@ def damped_step(G, g, lam):
             return None
 
 
-def check_gauss_newton_loss(method: str, objective) -> None:
-    """The losses with a Gauss-Newton form (module docstring of lm.py); others raise."""
-    loss, net = objective.loss_fn, objective.net
-    if loss.name == "mae":
-        raise SecondOrderError(
-            f"'{method}' needs a squared-error or cross-entropy loss, got 'mae' (its second "
-            "derivative is 0, so J^T H J is 0): compile with loss='mse', or use 'bfgs' / "
-            "'lbfgs', which need only the gradient")
-    if loss.name.endswith("categorical_crossentropy") and not (net.fused or loss.from_logits):
-        raise SecondOrderError(
-            f"'{method}' with {loss.name} on probabilities has no Gauss-Newton form (its Hessian "
-            "in the outputs is indefinite): end the model in Dense(..., activation='softmax') "
-            "or use from_logits=True on a linear last layer")
-
-
 class LevenbergMarquardt(SecondOrderMethod):
     """``LevenbergMarquardt(mu=1e-3, mu_dec=0.1, mu_inc=10, mu_max=1e10, min_grad=1e-7,
     performance="mse")``: MATLAB ``trainlm`` (module docstring).  State: ``{"mu",
@@ -104,10 +89,10 @@ class LevenbergMarquardt(SecondOrderMethod):
     )
 
     def check(self, objective) -> None:
-        check_gauss_newton_loss(self.name, objective)
-        if self.performance == "sse" and objective.loss_fn.name != "mse":
+        objective.check_gauss_newton(self.name)
+        if self.performance == "sse" and objective.loss_name != "mse":
             raise SecondOrderError(f"performance='sse' is the sum of squared errors: it needs "
-                                   f"loss='mse', got {objective.loss_fn.name!r}")
+                                   f"loss='mse', got {objective.loss_name!r}")
 
     def init(self, params, network=None) -> dict:
         check_memory(self.name, np.asarray(params).size, network=network)

@@ -16,6 +16,12 @@ function, which a fresh dropout mask per evaluation would break.  Rows are proce
 of ``block_rows`` (the forward pass's activations) and the Jacobian in blocks of
 ``block_bytes`` (`gradfit.curvature.jacobian`), so the number of examples never sets the
 memory.  ``evaluations`` counts each kind of pass.
+
+**The protocol the methods use** (what another objective, such as the 2-D toy problems of
+`gradfit.toy.curvature`, provides): ``n``, ``residuals``, ``evaluations``, ``describe()``,
+``loss_name``, ``check_gauss_newton(method)``, ``loss(w)``, ``loss_and_grad(w)``,
+``loss_only(w)``, ``grad_only(w)``, ``hvp_operator(w)``, ``gnvp(w, v)``,
+``gauss_newton(w, method)`` and ``hessian(w, method)``.
 """
 from __future__ import annotations
 
@@ -81,6 +87,27 @@ class Objective:
 
     def describe(self) -> str:
         return self.net.describe()
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss_fn.name
+
+    def check_gauss_newton(self, method: str) -> None:
+        """Refuse a loss without a Gauss-Newton form (before any weights change): mae (its
+        second derivative is 0) and categorical cross-entropy on probabilities (its Hessian in
+        the outputs is indefinite).  The squared error and the cross-entropies on logits (or
+        fused with their softmax / sigmoid) have one (lm.py)."""
+        if self.loss_fn.name == "mae":
+            raise SecondOrderError(
+                f"'{method}' needs a squared-error or cross-entropy loss, got 'mae' (its second "
+                "derivative is 0, so J^T H J is 0): compile with loss='mse', or use 'bfgs' / "
+                "'lbfgs', which need only the gradient")
+        if self.loss_fn.name.endswith("categorical_crossentropy") and not (
+                self.net.fused or self.loss_fn.from_logits):
+            raise SecondOrderError(
+                f"'{method}' with {self.loss_fn.name} on probabilities has no Gauss-Newton form "
+                "(its Hessian in the outputs is indefinite): end the model in Dense(..., "
+                "activation='softmax') or use from_logits=True on a linear last layer")
 
     # -- evaluations ----------------------------------------------------------------------------
     def _at(self, w) -> None:
