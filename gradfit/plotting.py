@@ -32,9 +32,29 @@ def figure(figsize=(6.4, 4.8), dpi=110, layout="constrained"):
     return fig
 
 
+#: second-order methods: dashed, each with its own marker, so that they stay apart from the
+#: first-order series that share their colour (8 colours for up to 16 series)
+SECOND_ORDER_STYLES = {
+    "newton": {"color": OKABE_ITO["black"], "marker": "*"},
+    "lm": {"color": OKABE_ITO["vermillion"], "marker": "P"},
+    "bfgs": {"color": OKABE_ITO["blue"], "marker": "X"},
+    "lbfgs": {"color": OKABE_ITO["green"], "marker": "d"},
+    "newton_cg": {"color": OKABE_ITO["purple"], "marker": "h"},
+    "gauss_newton": {"color": OKABE_ITO["orange"], "marker": "p"},
+}
+
+
 def style(i: int) -> dict:
     """Colour and marker of the i-th series."""
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
+
+
+def method_style(name: str, i: int) -> dict:
+    """Colour, marker and line style of method ``name``, the i-th series: a second-order
+    method's own dashed style (`SECOND_ORDER_STYLES`), else `style(i)` with a solid line."""
+    if name in SECOND_ORDER_STYLES:
+        return {**SECOND_ORDER_STYLES[name], "ls": "--"}
+    return {**style(i), "ls": "-"}
 
 
 def plot_history(history: dict, path, title=None, mark=None, mark_label=None) -> None:

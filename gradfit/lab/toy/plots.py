@@ -6,14 +6,15 @@ never touches pyplot's global state or switches the backend of a notebook.
 
 Colours are the Okabe & Ito (2008) palette, which stays distinguishable under the common
 colour-vision deficiencies; each optimizer also gets its own marker, so the figures still
-read in greyscale.  ``trajectories`` is always ``{name: runner.Trajectory}`` as returned by
+read in greyscale, and the second-order methods (Newton, LM, BFGS, ...) are dashed
+(`gradfit.plotting.method_style`).  ``trajectories`` is always ``{name: runner.Trajectory}`` as returned by
 ``runner.compare``; the order of the dict is the order of the legend.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...plotting import figure as _figure, style
+from ...plotting import figure as _figure, method_style
 from .problems import get_problem
 from .runner import _window_floor
 
@@ -58,9 +59,9 @@ def _label(name, traj):
 
 def _path(ax, traj, i, upto=None):
     pts = traj.points if upto is None else traj.points[: upto + 1]
-    st = style(i)
+    st = method_style(traj.name, i)
     every = max(1, len(traj.points) // 25)
-    (line,) = ax.plot(pts[:, 0], pts[:, 1], color=st["color"], marker=st["marker"],
+    (line,) = ax.plot(pts[:, 0], pts[:, 1], color=st["color"], marker=st["marker"], ls=st["ls"],
                       markevery=every, ms=4, lw=1.6, label=_label(traj.name, traj), zorder=3)
     return line
 
@@ -87,7 +88,9 @@ def plot_losses(problem, trajectories: dict, path=None, title=None):
     """Loss versus step: ``f - f*`` on a log axis (floored at 1e-16) for problems with a
     minimum; for the saddle (no minimum) ``f`` clipped at its lowest value on the plot
     window, on a linear axis, so the step at which each path leaves the window shows (the
-    tuning's ``mean_loss`` is the mean of this curve).  Returns the ``Figure``."""
+    tuning's ``mean_loss`` is the mean of this curve).  When the paths differ in length by
+    more than 10x (second-order methods stop after tens of steps, first-order ones run the
+    budget) the step axis is symmetric-log, so both show.  Returns the ``Figure``."""
 
     problem = get_problem(problem)
     fig = _figure((7.0, 4.2))
@@ -96,19 +99,23 @@ def plot_losses(problem, trajectories: dict, path=None, title=None):
     if floor is not None:
         ax.axhline(floor, color="0.5", ls="--", lw=1, label="left the plot window")
     for i, (name, traj) in enumerate(trajectories.items()):
-        st = style(i)
+        st = method_style(name, i)
         steps = np.arange(len(traj.losses))
         if problem.bounded:
             y = np.maximum(traj.losses - problem.min_value, 1e-16)
         else:
             y = np.maximum(traj.losses, floor)
-        ax.plot(steps, y, color=st["color"], marker=st["marker"],
+        ax.plot(steps, y, color=st["color"], marker=st["marker"], ls=st["ls"],
                 markevery=max(1, len(steps) // 12), ms=4, lw=1.4, label=_label(name, traj))
     if problem.bounded:
         ax.set_yscale("log")
         ax.set_ylabel(r"$f(x_t) - f^*$")
     else:
         ax.set_ylabel(r"$f(x_t)$, clipped at the window's lowest value")
+    lengths = [t.steps for t in trajectories.values() if t.steps > 0]
+    if lengths and max(lengths) > 10 * min(lengths):
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(0, max(lengths) * 1.05)
     ax.set_xlabel("step t")
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title or f"{problem.name}: loss per step", fontsize=10)

@@ -8,7 +8,10 @@ CLI is a thin argparse layer over it.  Files written in ``out_dir``::
     trajectories.gif only with gif=True (plots.animate)
     results.csv      optimizer, learning_rate, final_loss, distance_to_minimum, steps,
                      diverged, score (the tuning criterion), steps_to_floor (its tie-break:
-                     first step at 1e-10, or for the saddle out of the window); best first
+                     first step at 1e-10, or for the saddle out of the window), evaluations
+                     (what the steps cost: ``gradient 2000``, or a second-order method's
+                     ``gradient 73, loss 28, hessian 22``), stop (why a second-order method
+                     ended before the budget); best first
     tuning.csv       optimizer, learning_rate, score (every grid point; inf = diverged)
     summary.md       the table, the setup and the ranking
 """
@@ -23,7 +26,7 @@ import numpy as np
 from ...plotting import require_matplotlib
 from . import plots
 from .problems import get_problem
-from .runner import DEFAULT_GRID, DEFAULT_OPTIMIZERS, _criterion, compare, score
+from .runner import DEFAULT_GRID, DEFAULT_OPTIMIZERS, _criterion, compare, is_second_order, score
 
 
 def _fmt(v) -> str:
@@ -38,7 +41,9 @@ def run_toy_comparison(out_dir, problem="rosenbrock", optimizers=None, steps=Non
     """Compare ``optimizers`` on ``problem`` and write the run folder ``out_dir``.
 
     ``optimizers``: names (default: sgd, momentum, nesterov, adagrad, rmsprop, adadelta,
-    adam; ``"nesterov_lookahead"`` also accepted).  ``steps``: default
+    adam, newton, lm, bfgs; ``"nesterov_lookahead"`` and the other second-order methods also
+    accepted; a method that cannot work on the problem, LM on the saddle, is listed as not
+    applicable).  ``steps``: default
     ``problem.default_steps``.  ``tune``: pick each lr on ``grid`` by ``criterion`` (see
     ``runner``), else use each optimizer's default lr.  ``gif``: also write an animation
     of ``gif_frames`` frames (about 0.1 s each to draw).  Returns the summary dict
@@ -68,15 +73,17 @@ def run_toy_comparison(out_dir, problem="rosenbrock", optimizers=None, steps=Non
     rows = []
     for n in names:
         t = trajs.get(n)
-        if t is None:  # diverged at every lr of the grid
+        if t is None:  # diverged at every lr of the grid, or a method the problem does not fit
             rows.append({"optimizer": n, "learning_rate": None, "final_loss": math.nan,
-                         "distance_to_minimum": math.nan, "steps": steps, "diverged": True,
-                         "score": math.inf, "_tie": math.inf})
+                         "distance_to_minimum": math.nan, "steps": steps,
+                         "diverged": not is_second_order(n), "score": math.inf, "_tie": math.inf,
+                         "evaluations": "", "stop": "not applicable" if is_second_order(n) else ""})
             continue
         value, tie = score(t, prob, crit)
         rows.append({"optimizer": n, "learning_rate": t.learning_rate, "final_loss": t.final_loss,
                      "distance_to_minimum": t.distance(), "steps": t.steps,
-                     "diverged": bool(value == math.inf), "score": value, "_tie": tie})
+                     "diverged": bool(value == math.inf), "score": value, "_tie": tie,
+                     "evaluations": evaluations_text(t), "stop": t.stop or ""})
     rows.sort(key=lambda r: (r["score"], r["_tie"]))
     for r in rows:  # the tie-break: first step at the floor (see runner.score)
         tie = r.pop("_tie")
@@ -91,6 +98,20 @@ def run_toy_comparison(out_dir, problem="rosenbrock", optimizers=None, steps=Non
             "results": rows}
 
 
+def evaluations_text(traj) -> str:
+    """What a path's steps cost: ``"gradient 2000"`` for a first-order method (one gradient a
+    step), the objective's non-zero counts for a second-order one."""
+    if traj.evaluations is None:
+        return f"gradient {traj.steps}"
+    return ", ".join(f"{k} {v}" for k, v in traj.evaluations.items() if v)
+
+
+def _criterion_cell(row) -> str:
+    if row["stop"] == "not applicable":
+        return "not applicable"
+    return "diverged" if row["diverged"] else _fmt(row["score"])
+
+
 def _markdown(prob, rows, steps, crit, tune, grid, files) -> str:
     g = np.asarray(grid, dtype=float)
     how = (f"learning rate tuned per optimizer over {g.size} log-spaced values "
@@ -103,14 +124,21 @@ def _markdown(prob, rows, steps, crit, tune, grid, files) -> str:
                  "mean_loss": "mean clipped loss"}[crit]
     head = ["rank", "optimizer", "lr", "final loss", "distance to nearest minimum",
             f"criterion: {crit_head}",
-            "first step at the floor" if prob.bounded else "first step out of the window"]
+            "first step at the floor" if prob.bounded else "first step out of the window",
+            "steps", "evaluations"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, r in enumerate(rows, 1):
         cells = [str(i), r["optimizer"], _fmt(r["learning_rate"]), _fmt(r["final_loss"]),
                  _fmt(r["distance_to_minimum"]),
-                 "diverged" if r["diverged"] else _fmt(r["score"]),
-                 "-" if r["steps_to_floor"] is None else str(r["steps_to_floor"])]
+                 _criterion_cell(r),
+                 "-" if r["steps_to_floor"] is None else str(r["steps_to_floor"]),
+                 str(r["steps"]), r["evaluations"] or "-"]
         lines.append("| " + " | ".join(cells) + " |")
+    stops = [r for r in rows if r["stop"] and r["stop"] != "not applicable"]
+    if stops:
+        lines += ["", "Second-order methods end when they stop: "
+                  + "; ".join(f"{r['optimizer']} after {r['steps']} steps ({r['stop']})"
+                              for r in stops) + "."]
     lines += ["", f"![contours]({files['contour'].name})", "", f"![loss]({files['loss'].name})", ""]
     if "gif" in files:
         lines += [f"![animation]({files['gif'].name})", ""]

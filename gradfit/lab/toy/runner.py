@@ -9,6 +9,14 @@ name ``"nesterov_lookahead"``; its trajectory records ``theta_t`` (the library's
 ``"nesterov"`` records ``theta_t + mu v_t``, the same iteration written at the look-ahead
 point).
 
+Newton, Levenberg-Marquardt and BFGS (and the other ``gradfit.optimizers.second_order``
+methods) run through their own ``init(params)`` / ``iterate(objective, params, state)``, the
+code that trains networks, on a `curvature.ToyObjective` (the problem's exact Hessian and
+residual Jacobian).  They have no learning rate, so they are not tuned; one iteration is one
+step of the path (however many loss and gradient evaluations its line search or damping rule
+took: ``Trajectory.evaluations`` counts them), and a run ends early when the method stops
+(converged, or no further progress possible).
+
 Learning-rate tuning (``tune_learning_rate``) is a log-spaced grid search, each grid value
 run for the full step budget from the same start:
 
@@ -31,12 +39,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ... import optimizers
-from ...optimizers import forms
+from ...optimizers import forms, second_order
+from .curvature import ToyObjective
 from .problems import Problem, get_problem
 
 DEFAULT_GRID = np.logspace(-5, 0, 16)
 CRITERIA = ("final_loss", "distance", "mean_loss")
-DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam",
+                      "newton", "lm", "bfgs")
 LOOKAHEAD = "nesterov_lookahead"
 _TOL = 1e-10
 
@@ -46,7 +56,9 @@ class Trajectory:
     """The path of one optimizer: ``points`` ``(N+1, 2)`` (row 0 the start), ``losses`` ``(N+1,)``.
 
     ``learning_rate``: the lr used; ``tuning``: ``[(lr, score), ...]`` when it was tuned
-    (``inf`` = diverged); ``velocities`` ``(N+1, 2)`` for the lookahead Nesterov form.
+    (``inf`` = diverged); ``velocities`` ``(N+1, 2)`` for the lookahead Nesterov form;
+    ``evaluations``: for a second-order method, the objective's counts by kind (``{"loss",
+    "gradient", "hessian", ...}``); ``stop``: why it ended before the step budget, if it did.
     """
 
     name: str
@@ -56,6 +68,8 @@ class Trajectory:
     learning_rate: float | None = None
     tuning: list = field(default_factory=list)
     velocities: np.ndarray | None = None
+    evaluations: dict | None = None
+    stop: str | None = None
 
     @property
     def steps(self) -> int:
@@ -92,18 +106,30 @@ class LookaheadNesterov:
         return f"LookaheadNesterov(learning_rate={self.learning_rate!r}, momentum={self.momentum!r})"
 
 
-def optimizer_by_name(name: str, learning_rate=None):
-    """A fresh optimizer called ``name`` (a ``gradfit.optimizers`` name or ``"nesterov_lookahead"``).
+def is_second_order(name) -> bool:
+    """Whether ``name`` is a second-order method (no learning rate; not tuned)."""
+    return isinstance(name, str) and name in second_order.METHODS
 
-    ``learning_rate=None`` keeps the optimizer's own default.  On 2 parameters the update
-    takes the numpy path by itself (the fused kernels start at 128k parameters).
+
+def optimizer_by_name(name: str, learning_rate=None):
+    """A fresh optimizer called ``name`` (a ``gradfit.optimizers`` name, ``"nesterov_lookahead"``
+    or a second-order method: ``"newton"``, ``"lm"``, ``"bfgs"``, ...).
+
+    ``learning_rate=None`` keeps the optimizer's own default (a second-order method has none
+    and refuses one).  On 2 parameters the update takes the numpy path by itself (the fused
+    kernels start at 128k parameters).
     """
+    if is_second_order(name):
+        if learning_rate is not None:
+            raise ValueError(f"{name!r} is a second-order method: it has no learning rate, "
+                             f"got learning_rate={learning_rate!r}")
+        return second_order.get(name)
     if name == LOOKAHEAD:
         opt = LookaheadNesterov()
     else:
         if not isinstance(name, str) or name.lower() not in optimizers.NAMES:
             raise ValueError(f"unknown optimizer {name!r}: valid names are "
-                             f"{', '.join(list(optimizers.NAMES) + [LOOKAHEAD])}")
+                             f"{', '.join(list(optimizers.NAMES) + [LOOKAHEAD, *second_order.METHODS])}")
         opt = optimizers.get(name)
     if learning_rate is not None:
         opt.learning_rate = float(learning_rate)
@@ -131,9 +157,11 @@ def run(optimizer, problem, steps: int, start=None, name: str | None = None) -> 
         name = name or optimizer
         optimizer = optimizer_by_name(optimizer)
     params = _start(problem, start)
-    velocities = None
+    velocities = evaluations = stop = None
     with np.errstate(all="ignore"):
-        if isinstance(optimizer, LookaheadNesterov):
+        if isinstance(optimizer, second_order.SecondOrderMethod):
+            points, evaluations, stop = _iterate_second_order(optimizer, problem, params, steps)
+        elif isinstance(optimizer, LookaheadNesterov):
             points, velocities = forms.nesterov_lookahead(
                 problem.grad, params, optimizer.learning_rate, optimizer.momentum, int(steps))
         else:
@@ -148,10 +176,35 @@ def run(optimizer, problem, steps: int, start=None, name: str | None = None) -> 
                 points[k] = params
         losses = problem.value(points)
     lr = getattr(optimizer, "learning_rate", None)
-    return Trajectory(name=name or type(optimizer).__name__.lower(), problem=problem,
-                      points=points, losses=losses,
+    return Trajectory(name=name or getattr(optimizer, "name", "") or type(optimizer).__name__.lower(),
+                      problem=problem, points=points, losses=losses,
                       learning_rate=float(lr) if isinstance(lr, (int, float)) else None,
-                      velocities=velocities)
+                      velocities=velocities, evaluations=evaluations, stop=stop)
+
+
+def _iterate_second_order(method, problem, params, steps):
+    """Up to ``steps`` iterations of a second-order ``method`` (its own init / iterate on a
+    `ToyObjective`); returns ``(points (k+1, 2), evaluations, stop)``.  A problem the method
+    cannot work on (LM on the saddle) raises SecondOrderError before the first step; one it
+    raises later ends the path there, with the message as ``stop``."""
+    objective = ToyObjective(problem)
+    method.check(objective)
+    state = method.init(params, network=objective.describe())
+    points, stop = [params.copy()], None
+    for _ in range(steps):
+        try:
+            _, info = method.iterate(objective, params, state)
+        except second_order.SecondOrderError as exc:   # e.g. a singular Gauss-Newton system
+            if len(points) == 1:
+                raise
+            stop = str(exc)
+            break
+        if info["step"]:
+            points.append(params.copy())
+        if info["stop"]:
+            stop = info["stop"]
+            break
+    return np.array(points), dict(objective.evaluations), stop
 
 
 # ------------------------------------------------------------------ tuning
@@ -250,7 +303,9 @@ def compare(problem, optimizer_names=DEFAULT_OPTIMIZERS, steps: int | None = Non
 
     ``tune=True``: each optimizer at its best lr on ``grid`` (``tune_learning_rate``);
     ``tune=False``: at its default lr.  ``steps`` defaults to ``problem.default_steps``.
-    An optimizer that diverges at every lr is left out of the dict (with a warning).
+    An optimizer that diverges at every lr is left out of the dict (with a warning), and so is
+    a second-order method that cannot work on the problem (LM on the saddle, which is not a
+    sum of squares).  Second-order methods are never tuned.
     """
     import warnings
 
@@ -261,6 +316,13 @@ def compare(problem, optimizer_names=DEFAULT_OPTIMIZERS, steps: int | None = Non
         optimizer_by_name(n)  # fail on a bad name before any work
     out = {}
     for n in names:
+        if is_second_order(n):   # no learning rate to tune
+            try:
+                out[n] = run(optimizer_by_name(n), problem, steps, start=start, name=n)
+            except second_order.SecondOrderError as exc:
+                warnings.warn(f"{n} left out on {problem.name}: {exc}", RuntimeWarning,
+                              stacklevel=2)
+            continue
         if not tune:
             out[n] = run(optimizer_by_name(n), problem, steps, start=start, name=n)
             continue

@@ -18,7 +18,7 @@ of ``block_rows`` (the forward pass's activations) and the Jacobian in blocks of
 memory.  ``evaluations`` counts each kind of pass.
 
 **The protocol the methods use** (what another objective, such as the 2-D toy problems of
-`gradfit.toy.curvature`, provides): ``n``, ``residuals``, ``evaluations``, ``describe()``,
+`gradfit.lab.toy.curvature`, provides): ``n``, ``residuals``, ``evaluations``, ``describe()``,
 ``loss_name``, ``check_gauss_newton(method)``, ``loss(w)``, ``loss_and_grad(w)``,
 ``loss_only(w)``, ``grad_only(w)``, ``hvp_operator(w)``, ``gnvp(w, v)``,
 ``gauss_newton(w, method)`` and ``hessian(w, method)``.
