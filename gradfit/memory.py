@@ -17,7 +17,8 @@ For layer sizes ``n_0, n_1, ..., n_L`` (input first) and batch size ``B``:
 
 * second-order methods (``second_order_report``), float64, n = P weights, m examples with
   d outputs each:  Newton's Hessian and Gauss-Newton's / Levenberg-Marquardt's J^T J are
-  n x n (``n^2 * 8`` bytes; a second n x n array is alive while it is factorised), the
+  n x n (``n^2 * 8`` bytes; for Newton and LM a second n x n array is alive while it is
+  factorised), the
   Jacobian J is (m d) x n when formed at once (gradfit sums it in row blocks), BFGS keeps an
   n x n inverse Hessian, L-BFGS a history of ``2 * history * n`` values, Newton-CG a few
   vectors of n, Adam ``2 n``.  `gradfit.curvature.budget` refuses a method whose peak does
@@ -51,11 +52,14 @@ OPTIMIZER_STATE = {
 _UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
 
 #: second-order method -> (its large matrix, n x n float64 arrays alive at its peak).  The
-#: second array of Newton, Gauss-Newton and LM is the factorised (damped or shifted) copy;
-#: BFGS updates its inverse Hessian in place (rank-one BLAS updates).
+#: second array of Newton and LM is the factorised (shifted or damped) working copy, which
+#: they need because a rejected trial retries with another shift or mu; Gauss-Newton
+#: factorises its matrix where it lies (Cholesky in place,
+#: `gradfit.optimizers.second_order.linalg`); BFGS updates its inverse Hessian in place
+#: (rank-one BLAS updates).
 SECOND_ORDER = {
     "newton": ("the Hessian H", 2),
-    "gauss_newton": ("JᵀJ", 2),
+    "gauss_newton": ("JᵀJ", 1),
     "lm": ("JᵀJ", 2),
     "bfgs": ("the inverse Hessian", 1),
 }

@@ -101,6 +101,21 @@ def hessian_matrix(net, x, y, denom=None, include_penalty=True, out=None, networ
         if diag is not None:
             H[xp().arange(n), xp().arange(n)] += diag
     if out is None:
-        H += H.T.copy()
-        H *= 0.5
+        symmetrize_(H)
+    return H
+
+
+def symmetrize_(H, block_values: int = 1 << 22):
+    """H <- (H + H^T) / 2 in place, one strip of rows at a time: strip [i, i + b) averages
+    H[i:i+b, i:] with H[i:, i:i+b]^T and writes both, so the extra memory is one b x n strip
+    (about ``block_values`` values) instead of a second n x n matrix.  Later strips touch only
+    entries whose indices are both >= i + b, never one already written."""
+    n = H.shape[0]
+    b = max(1, block_values // max(n, 1))
+    for i in range(0, n, b):
+        j = min(i + b, n)
+        strip = H[i:j, i:] + H[i:, i:j].T
+        strip *= 0.5
+        H[i:j, i:] = strip
+        H[i:, i:j] = strip.T
     return H

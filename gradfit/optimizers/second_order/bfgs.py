@@ -54,7 +54,7 @@ class BFGS(SecondOrderMethod):
     def init(self, params, network=None) -> dict:
         n = np.asarray(params).size
         check_memory(self.name, n, network=network)
-        return {"iterations": 0, "H": np.asfortranarray(np.eye(n)), "f_prev": None}
+        return {"iterations": 0, "H": np.eye(n, order="F"), "f_prev": None}
 
     def _iterate(self, objective, params, state):
         H = state["H"]

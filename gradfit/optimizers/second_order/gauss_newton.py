@@ -4,7 +4,7 @@ One iteration at the weights w, with the gradient g and the (generalized) Gauss-
 of the batch-mean loss (`Objective.gauss_newton`: 2 J^T J / N_e for mse, J^T H J for the
 cross-entropies, see lm.py)::
 
-    solve G p = -g                      (Cholesky; G must be positive definite)
+    solve G p = -g                      (Cholesky, in place; G must be positive definite)
     alpha = Wolfe line search along p   (SciPy's, starting at the full step alpha = 1)
     w += alpha p
 
@@ -17,25 +17,12 @@ State: ``{"iterations"}``.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-import scipy.linalg
 
 from ...curvature import check_memory
 from .base import Hyper, SecondOrderError, SecondOrderMethod, converged, restoring
+from .linalg import spd_solve_
 from .linesearch import LineSearchFailed, wolfe_search
-
-
-def cholesky_solve(A, b):
-    """x solving A x = b for a symmetric positive definite A, or None when A is singular,
-    ill-conditioned (LAPACK's rcond < machine epsilon) or indefinite.  A is left unchanged."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
-        try:
-            return scipy.linalg.solve(A, b, assume_a="pos", check_finite=False)
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgWarning, ValueError):
-            return None
 
 
 class GaussNewton(SecondOrderMethod):
@@ -66,7 +53,7 @@ class GaussNewton(SecondOrderMethod):
                 params[...] = x0
                 return f, info
             f, g, G = objective.gauss_newton(x0, method=self.name)
-            p = cholesky_solve(G, -g)
+            p = spd_solve_(G, -g)     # G is factorised where it lies: one n x n array
             del G
             if p is None:
                 raise SecondOrderError(self._singular(objective))

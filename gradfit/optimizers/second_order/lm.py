@@ -38,38 +38,33 @@ and s = N_e for ``"sse"``, so the step solves (G + (2 mu / s) I) dx = -g.
   J^T H J (the softmax or sigmoid cross-entropy Hessian in the middle; Schraudolph 2002):
   the same rules with that G, ``performance="mse"`` (s = 1).  mae and categorical
   cross-entropy on probabilities (no softmax output, not from_logits) are refused.
-* The system is solved by LAPACK's Cholesky solver (``scipy.linalg.solve(assume_a="pos")``);
-  MATLAB's ``\\`` warning for a singular or badly conditioned matrix is SciPy's
-  ``LinAlgWarning`` (reciprocal condition number below machine epsilon): the trial is
-  rejected and mu increased, as MATLAB does.
+* The system is solved by LAPACK's Cholesky (``dpotrf`` in place on a working copy,
+  linalg.py); MATLAB's ``\\`` warning for a singular or badly conditioned matrix is the
+  test SciPy's solve applies (reciprocal condition number below machine epsilon): the trial
+  is rejected and mu increased, as MATLAB does.
 * Weight penalties (kernel_regularizer L2) enter G and g exactly (they are quadratic);
   MATLAB's ``regularization`` ratio is a different formula.
 """
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
-import scipy.linalg
 
 from ...curvature import check_memory
 from .base import Hyper, SecondOrderError, SecondOrderMethod, restoring
+from .linalg import spd_solve_
 
 MU_FLOOR = 1e-20   # MATLAB's lower bound of mu after an accepted step
 
 
 def damped_step(G, g, lam):
     """dx solving (G + lam I) dx = -g, or None when the matrix is (numerically) singular or
-    not positive definite (MATLAB's rejected ``\\``).  G is left unchanged."""
+    not positive definite (MATLAB's rejected ``\\``).  G is left unchanged; one working copy
+    is factorised in place (linalg.py)."""
     A = G.copy()
     A[np.diag_indices_from(A)] += lam
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
-        try:
-            return scipy.linalg.solve(A, -g, assume_a="pos", overwrite_a=True, check_finite=False)
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgWarning, ValueError):
-            return None
+    return spd_solve_(A, -g)
 
 
 class LevenbergMarquardt(SecondOrderMethod):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...curvature import check_memory
 from .base import Hyper, SecondOrderError, SecondOrderMethod, converged, restoring
-from .gauss_newton import cholesky_solve
+from .linalg import spd_solve_
 from .linesearch import LineSearchFailed, wolfe_search
 
 MAX_SHIFTS = 200   # tau doubles each time: 2^200 beta is beyond any finite Hessian
@@ -37,12 +37,10 @@ def shifted_newton_step(H, g, beta_ratio=1e-3):
     beta = beta_ratio * max(float(np.max(np.abs(diag))), np.finfo(float).tiny)
     tau = 0.0 if diag.min() > 0 else -float(diag.min()) + beta
     for _ in range(MAX_SHIFTS):
-        if tau == 0.0:
-            p = cholesky_solve(H, -g)
-        else:
-            A = H.copy()
-            A[np.diag_indices_from(A)] += tau
-            p = cholesky_solve(A, -g)
+        A = H.copy()          # the one working copy: H is kept for the next shift
+        A[np.diag_indices_from(A)] += tau
+        p = spd_solve_(A, -g)
+        del A
         if p is not None:
             return p, tau
         tau = max(2.0 * tau, beta)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ...curvature import (HessianVectorProducts, Network, check_memory, gauss_newton_matrix,
                           gauss_newton_vector_product, hessian_matrix)
+from ...curvature.hvp import symmetrize_
 from ...curvature.jacobian import BLOCK_BYTES
 from ...parallel import get_comm
 from ...utils import check_finite
@@ -226,9 +227,7 @@ class Objective:
         """(L, dL/dw, H): the exact Hessian (n, n) at w from n Hessian-vector products per row
         block, symmetrised; one Allreduce of n^2 + n + 1 numbers."""
         L, g, H = self._matrix(w, method, "hessian", hessian_matrix, {})
-        H += H.T.copy()
-        H *= 0.5
-        return L, g, H
+        return L, g, symmetrize_(H)
 
     def _matrix(self, w, method, kind, build, options):
         n = self.n
