@@ -1,6 +1,7 @@
 """gradfit.memory: the arithmetic of the lecture's slide, checked by hand."""
 import argparse
 
+import numpy as np
 import pytest
 
 from gradfit.commands.memory import add_arguments, run
@@ -93,3 +94,16 @@ def test_cli_prints_second_order_methods(capsys):
     out = capsys.readouterr().out
     assert "J\u1d40J of 79,510\u00b2 float64" in out and "50.6 GB" in out and "381.6 GB" in out
     assert "a history of 2 x 20 x 79,510 float64" in out
+
+
+def test_measure_peak_sees_an_array_while_it_lives():
+    from gradfit.memory import measure_peak
+
+    def touch():
+        a = np.ones(6_000_000)          # 48 MB, every page written
+        return float(a[-1])
+    peak, how = measure_peak(touch)
+    assert how in ("peak RSS", "tracemalloc")
+    assert 45e6 <= peak < 60e6, f"{peak:,} bytes by {how}"   # RSS: pages, give or take
+    again, _ = measure_peak(lambda: None)    # reset: the 48 MB are not counted again
+    assert again < 8e6

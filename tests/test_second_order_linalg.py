@@ -1,6 +1,5 @@
 """The in-place Cholesky solve of the Newton-type methods: its answers and refusals, and the
-memory it does NOT take (the peak resident memory of the process, Linux's VmHWM, reset
-through /proc/self/clear_refs)."""
+memory it does NOT take (`gradfit.memory.measure_peak`: the process's peak resident memory)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from gradfit.memory import measure_peak
 from gradfit.optimizers.second_order.lm import damped_step
 from gradfit.optimizers.second_order.linalg import spd_solve_
 
@@ -42,18 +42,6 @@ def test_factorises_in_place():
     np.testing.assert_allclose(np.triu(A), L.T, rtol=1e-12, atol=1e-12)
 
 
-def _peak_rss_above_now(fn):
-    """Bytes the process's peak resident memory rises by while fn runs."""
-    def read(key):
-        with open("/proc/self/status") as fh:
-            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(key))
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")                                  # reset VmHWM to the current RSS
-    base = read("VmRSS:")
-    fn()
-    return read("VmHWM:") - base
-
-
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
                     reason="peak-RSS reset is Linux's /proc/self/clear_refs")
 def test_lm_step_holds_one_working_copy_not_three():
@@ -62,5 +50,24 @@ def test_lm_step_holds_one_working_copy_not_three():
     n = 1500
     G = _spd(n)
     g = np.ones(n)
-    extra = _peak_rss_above_now(lambda: damped_step(G, g, 1e-3))
+    extra, how = measure_peak(lambda: damped_step(G, g, 1e-3))
+    assert how == "peak RSS"
     assert extra < 1.4 * n * n * 8, f"{extra / (n * n * 8):.2f} n^2 float64"
+
+
+def test_gram_accumulates_in_place_without_an_n_by_n_temporary():
+    from gradfit.curvature.jacobian import add_gram_
+    rng = np.random.default_rng(1)
+    n = 1200
+    G = rng.normal(size=(n, n))
+    G = G + G.T
+    J = rng.normal(size=(7, n))
+    expected = G + J.T @ J
+    address = G.__array_interface__["data"][0]
+    extra, _ = measure_peak(lambda: add_gram_(G, J))
+    np.testing.assert_allclose(G, expected, rtol=1e-12, atol=1e-12)
+    assert G.__array_interface__["data"][0] == address
+    if os.access("/proc/self/clear_refs", os.W_OK):
+        assert extra < 0.3 * n * n * 8, f"{extra / (n * n * 8):.2f} n^2 float64"
+    G32 = np.zeros((3, 3), dtype=np.float32)          # the plain path
+    np.testing.assert_allclose(add_gram_(G32, np.ones((2, 3), dtype=np.float32)), 2.0)

@@ -26,6 +26,7 @@ must see the same network.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.blas import dgemm
 
 from ..backend import xp
 from ..memory import JACOBIAN_BLOCK_BYTES as BLOCK_BYTES
@@ -78,6 +79,21 @@ def _rows_from_layers(net, rows):
     return J
 
 
+def add_gram_(G, J):
+    """G += J^T J in place (G (n, n) C-contiguous, J (rows, n)): BLAS dgemm writes into G's
+    Fortran view (G^T; J^T J is symmetric, so that is G += J^T J), without the n x n temporary
+    that ``G += J.T @ J`` would allocate, which would double Gauss-Newton's memory.  float32,
+    non-contiguous arrays and CuPy take the plain expression."""
+    if not (isinstance(G, np.ndarray) and G.dtype == np.float64 and J.dtype == np.float64
+            and G.flags.c_contiguous and J.flags.c_contiguous):
+        G += J.T @ J
+        return G
+    out = dgemm(1.0, J.T, J.T, beta=1.0, c=G.T, trans_b=1, overwrite_c=1)
+    if not np.shares_memory(out, G):   # BLAS worked on a copy (never with these flags)
+        G[...] = out.T
+    return G
+
+
 def _blocks(net, x, block_bytes):
     b = examples_per_block(net.size, net.model.output_dim, np.dtype(net.dtype).itemsize, block_bytes)
     for s in range(0, x.shape[0], b):
@@ -102,7 +118,7 @@ def residual_products(net, x, y, block_bytes=BLOCK_BYTES, network=None):
     for s, t in _blocks(net, x, block_bytes):
         J, out = jacobian_block(net, x[s:t])
         e = (out - y[s:t]).reshape(-1)
-        jtj += J.T @ J
+        add_gram_(jtj, J)
         jte += J.T @ e
         sse += float(e @ e)
     return jtj, jte, sse
@@ -123,7 +139,7 @@ def gauss_newton_matrix(net, x, y, denom=None, include_penalty=True, out=None,
         G = out
     for s, t in _blocks(net, x, block_bytes):
         J, _ = jacobian_block(net, x[s:t], y[s:t], denom, factor=True)
-        G += J.T @ J
+        add_gram_(G, J)
     if include_penalty:
         diag = net.penalty_curvature()
         if diag is not None:

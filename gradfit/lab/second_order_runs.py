@@ -10,8 +10,9 @@ One run (`run_method`) of method M on problem P with seed s:
 2. **Memory.**  ``memory_bytes``: M's peak bytes by the arithmetic of `gradfit.memory`
    (`method_bytes`; first-order methods: their state arrays) plus the weights and the gradient
    (2 n float64), which every method holds.  ``measured_bytes`` (unless ``measure=False``):
-   what ``init`` and one iteration allocate, by ``tracemalloc``, on a fresh copy of the same
-   start, outside the timed run.
+   how far ``init`` and one iteration raise the process's peak memory
+   (`gradfit.memory.measure_peak`: peak RSS on Linux, so LAPACK's own allocations count),
+   on a fresh copy of the same start, outside the timed run.
 3. **The timed run.**  A float64 model of P's architecture with seed s's weights
    (`second_order_problems.build_model`), the full-batch `Objective` (mse, MATLAB's
    ``performFcn``), and the clock started before M allocates its state.  An iteration is one
@@ -35,14 +36,13 @@ from __future__ import annotations
 
 import math
 import time
-import tracemalloc
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import optimizers
 from ..curvature import InsufficientMemoryError, check_memory
-from ..memory import method_bytes
+from ..memory import measure_peak, method_bytes
 from ..optimizers import second_order
 from .second_order_problems import Problem, build_model
 
@@ -83,6 +83,7 @@ class MethodRun:
     seconds: list = field(default_factory=list)
     memory_bytes: int = 0
     measured_bytes: int | None = None
+    measured_how: str = ""
     learning_rate: float | None = None
     evaluations: dict = field(default_factory=dict)
 
@@ -153,16 +154,15 @@ class _Driver:
         return self.f, True, None, None
 
 
-def _measure(problem, method, seed, learning_rate) -> int:
-    """Bytes allocated by ``start`` and one ``step`` on a fresh start (tracemalloc peak)."""
+def _measure(problem, method, seed, learning_rate) -> tuple:
+    """``(bytes, how)`` by which ``start`` and one ``step`` on a fresh start raise the peak
+    memory (`gradfit.memory.measure_peak`)."""
     driver = _Driver(problem, method, seed, learning_rate)
-    tracemalloc.start()
-    try:
+
+    def first_iteration():
         driver.start()
         driver.step()
-        return int(tracemalloc.get_traced_memory()[1])
-    finally:
-        tracemalloc.stop()
+    return measure_peak(first_iteration)
 
 
 def run_method(problem: Problem, method: str, seed: int = 0, budget: Budget = Budget(),
@@ -183,7 +183,7 @@ def run_method(problem: Problem, method: str, seed: int = 0, budget: Budget = Bu
             run.ended, run.detail = "wall", str(exc)
             return run
     if measure:
-        run.measured_bytes = _measure(problem, method, seed, learning_rate)
+        run.measured_bytes, run.measured_how = _measure(problem, method, seed, learning_rate)
     driver = _Driver(problem, method, seed, learning_rate)
     run.losses, run.seconds = [driver.objective.loss(driver.model.params)], [0.0]
     driver.objective.evaluations.update({k: 0 for k in driver.objective.evaluations})

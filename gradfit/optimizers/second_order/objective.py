@@ -245,7 +245,9 @@ class Objective:
         curvature = self.net.penalty_curvature()
         if curvature is not None:
             M[np.arange(n), np.arange(n)] += curvature
-        bad = int(np.count_nonzero(~np.isfinite(buf)))
+        # the sum is finite exactly when every entry is (short of overflowing the sum itself);
+        # counting them allocates n^2 flags, so only on that path
+        bad = 0 if np.isfinite(buf.sum()) else int(np.count_nonzero(~np.isfinite(buf)))
         if bad:
             what = "Jacobian" if kind == "gauss_newton" else "Hessian"
             raise SecondOrderError(
