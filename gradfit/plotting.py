@@ -32,15 +32,18 @@ def figure(figsize=(6.4, 4.8), dpi=110, layout="constrained"):
     return fig
 
 
+#: the first-order optimizers' series order, so each keeps its colour in every figure
+FIRST_ORDER_ORDER = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 #: second-order methods: dashed, each with its own marker, so that they stay apart from the
-#: first-order series that share their colour (8 colours for up to 16 series)
+#: first-order series; their colours avoid SGD's, momentum's and Adam's (orange, sky, black),
+#: the three they are drawn with in the second-order lab (Newton: a dark grey, off-palette)
 SECOND_ORDER_STYLES = {
-    "newton": {"color": OKABE_ITO["black"], "marker": "*"},
+    "newton": {"color": "#555555", "marker": "*"},
     "lm": {"color": OKABE_ITO["vermillion"], "marker": "P"},
     "bfgs": {"color": OKABE_ITO["blue"], "marker": "X"},
     "lbfgs": {"color": OKABE_ITO["green"], "marker": "d"},
     "newton_cg": {"color": OKABE_ITO["purple"], "marker": "h"},
-    "gauss_newton": {"color": OKABE_ITO["orange"], "marker": "p"},
+    "gauss_newton": {"color": OKABE_ITO["yellow"], "marker": "p"},
 }
 
 
@@ -51,9 +54,12 @@ def style(i: int) -> dict:
 
 def method_style(name: str, i: int) -> dict:
     """Colour, marker and line style of method ``name``, the i-th series: a second-order
-    method's own dashed style (`SECOND_ORDER_STYLES`), else `style(i)` with a solid line."""
+    method's own dashed style (`SECOND_ORDER_STYLES`); a first-order optimizer's
+    `style` by its place in `FIRST_ORDER_ORDER`; else `style(i)`; both solid."""
     if name in SECOND_ORDER_STYLES:
         return {**SECOND_ORDER_STYLES[name], "ls": "--"}
+    if name in FIRST_ORDER_ORDER:
+        return {**style(FIRST_ORDER_ORDER.index(name)), "ls": "-"}
     return {**style(i), "ls": "-"}
 
 

@@ -4,7 +4,7 @@ sweep's weight counts."""
 import numpy as np
 import pytest
 
-from gradfit.lab.second_order_problems import (build_model, cancer_problem, parity_problem,
+from gradfit.lab.second_order.problems import (build_model, cancer_problem, parity_problem,
                                                sin_problem, width_sweep)
 from gradfit.optimizers.second_order import LevenbergMarquardt, Objective
 

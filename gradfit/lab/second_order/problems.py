@@ -33,9 +33,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..layers import Dense, Input
-from ..model import Sequential
-from ..utils import set_random_seed
+from ...layers import Dense, Input
+from ...model import Sequential
+from ...utils import set_random_seed
 
 
 class Problem(NamedTuple):

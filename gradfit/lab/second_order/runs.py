@@ -14,7 +14,7 @@ One run (`run_method`) of method M on problem P with seed s:
    (`gradfit.memory.measure_peak`: peak RSS on Linux, so LAPACK's own allocations count),
    on a fresh copy of the same start, outside the timed run.
 3. **The timed run.**  A float64 model of P's architecture with seed s's weights
-   (`second_order_problems.build_model`), the full-batch `Objective` (mse, MATLAB's
+   (`problems.build_model`), the full-batch `Objective` (mse, MATLAB's
    ``performFcn``), and the clock started before M allocates its state.  An iteration is one
    full-batch iteration: a first-order step (one gradient), or one ``iterate`` of a
    second-order method (however many evaluations its damping or line search takes; they are
@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import optimizers
-from ..curvature import InsufficientMemoryError, check_memory
-from ..memory import measure_peak, method_bytes
-from ..optimizers import second_order
-from .second_order_problems import Problem, build_model
+from ... import optimizers
+from ...curvature import InsufficientMemoryError, check_memory
+from ...memory import measure_peak, method_bytes
+from ...optimizers import second_order
+from .problems import Problem, build_model
 
 SECOND_ORDER = ("lm", "gauss_newton", "newton", "newton_cg", "bfgs", "lbfgs")
 #: first-order methods and the number of weight-sized state arrays each keeps
