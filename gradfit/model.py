@@ -317,7 +317,7 @@ class Sequential:
             last.release_buffers()
         self._heads_ready = True
 
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
             drop_remainder=True):
         """Train; see `gradfit.train.loop.fit` for the procedure. Returns a `History`."""

@@ -9,10 +9,14 @@ Layout of a `.gfm` file (any name works)::
 
 The JSON holds the architecture (`Sequential.get_config`), the compile settings (loss,
 metrics, optimizer config) and free-form sections (training progress); the arrays hold the
-flat parameter buffer and the optimizer state. Files are written to a temporary file in the
-same folder, flushed and fsynced, then renamed over the target, so a crash never leaves a
-half-written file under the real name; a truncated or corrupted file fails the length or
-checksum test and raises `CorruptFileError` instead of loading garbage.
+flat parameter buffer and the optimizer state's arrays.  A second-order method's state also
+holds plain numbers (LM's mu, L-BFGS's ring position, BFGS's previous loss or None): those
+go into the JSON (``"optimizer_values"``), which keeps a float's every bit (``repr``).
+
+Files are written to a temporary file in the same folder, flushed and fsynced, then renamed
+over the target, so a crash never leaves a half-written file under the real name; a truncated
+or corrupted file fails the length or checksum test and raises `CorruptFileError` instead of
+loading garbage.
 """
 from __future__ import annotations
 
@@ -106,9 +110,16 @@ def model_payload(model, include_optimizer=True) -> tuple[dict, dict]:
         opt_state = model.train_state.opt
         if include_optimizer and opt_state is not None:
             meta["optimizer_step"] = int(opt_state["step"])
+            values = {}
             for k, v in opt_state.items():
-                if k != "step":
+                if k == "step":
+                    continue
+                if _is_array(v):
                     arrays[f"opt/{k}"] = v
+                else:          # a number or None (second-order methods)
+                    values[k] = v.item() if isinstance(v, np.generic) else v
+            if values:
+                meta["optimizer_values"] = values
     return meta, arrays
 
 
@@ -124,10 +135,14 @@ def restore_payload(model, meta, arrays) -> None:
         # segments (per-variable clipnorm), which a bare state dict would leave unset.
         state = model.optimizer.init(model.params, segments=model.flat.segments)
         saved = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
-        expected = sorted(k for k in state if k != "step")
-        if sorted(saved) != expected:
-            raise CorruptFileError(f"optimizer state holds {sorted(saved)}, "
-                                   f"{type(model.optimizer).__name__} needs {expected}")
+        values = meta.get("optimizer_values", {})
+        expected = sorted(k for k in state if k != "step" and _is_array(state[k]))
+        expected_values = sorted(k for k in state if k != "step" and not _is_array(state[k]))
+        if sorted(saved) != expected or sorted(values) != expected_values:
+            raise CorruptFileError(f"optimizer state holds {sorted(saved) + sorted(values)}, "
+                                   f"{type(model.optimizer).__name__} needs "
+                                   f"{expected + expected_values}")
+        state.update(values)
         for k, v in saved.items():
             if v.shape != state[k].shape:
                 raise CorruptFileError(f"optimizer state {k!r} has shape {v.shape}, "
@@ -135,6 +150,10 @@ def restore_payload(model, meta, arrays) -> None:
             state[k] = xp().asarray(v.astype(model.dtype))
         state["step"] = int(meta["optimizer_step"])
         model.train_state.opt = state
+
+
+def _is_array(v) -> bool:
+    return hasattr(v, "shape") and getattr(v, "ndim", 0) > 0
 
 
 def save_model(model, path, include_optimizer=True) -> None:

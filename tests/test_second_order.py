@@ -247,7 +247,7 @@ def test_lm_generalized_gauss_newton_trains_a_softmax_classifier():
 def test_lm_stops_at_min_grad_and_at_mu_max_without_a_step():
     model, x, y, w0 = _regression()
     objective = Objective(model, x, y, loss="mse")
-    state = {"mu": 1e-3, "iterations": 0}
+    state = {"step": 0, "mu": 1e-3}
     loss, info = LevenbergMarquardt(min_grad=1e6).iterate(objective, model.params, state)
     assert "minimum gradient" in info["stop"] and not info["step"]
     assert np.array_equal(model.params, w0) and loss == objective.loss(w0)
@@ -377,8 +377,9 @@ def test_full_batch_check():
     check_full_batch("lm", None, 100)
     check_full_batch("lm", 100, 100)
     check_full_batch("lm", 64, 100, allow_mini_batch=True)
-    with pytest.raises(SecondOrderError, match="'lm' is a full-batch method: batch_size=64 is "
-                                               "smaller than the 100 training examples"):
+    with pytest.raises(ValueError, match="batch_size must be the 100 training examples .*'lm', "
+                                         "a full-batch method.*got 64; pass batch_size None, or "
+                                         "construct the method with allow_mini_batch=True"):
         check_full_batch("lm", 64, 100)
 
 
@@ -394,7 +395,7 @@ def test_unsupported_losses_are_refused_before_any_weight_changes():
     objective = Objective(probs, x, np.eye(3)[np.arange(len(x)) % 3],
                           loss="categorical_crossentropy")
     with pytest.raises(SecondOrderError, match="no Gauss-Newton form.*from_logits=True"):
-        LevenbergMarquardt().iterate(objective, probs.params, {"mu": 1e-3, "iterations": 0})
+        LevenbergMarquardt().iterate(objective, probs.params, {"step": 0, "mu": 1e-3})
     model, x, y, _ = _classification()
     with pytest.raises(SecondOrderError, match="performance='sse'.*needs loss='mse', got "
                                                "'sparse_categorical_crossentropy'"):
@@ -422,7 +423,7 @@ def test_non_finite_jacobian_is_refused_before_any_weight_changes():
     w[model.flat.entries[2].start] = np.inf     # an output weight: d yhat / d hidden = inf
     model.params[...] = w
     with pytest.raises(SecondOrderError, match="Jacobian has .* non-finite entries.*scale the inputs"):
-        LevenbergMarquardt().iterate(objective, model.params, {"mu": 1e-3, "iterations": 0})
+        LevenbergMarquardt().iterate(objective, model.params, {"step": 0, "mu": 1e-3})
     assert np.array_equal(model.params, w)
 
 
@@ -438,7 +439,7 @@ def test_singular_gauss_newton_system_is_refused():
                                                "residuals than weights.*'lm'"):
         GaussNewton().iterate(objective, model.params, GaussNewton().init(w0))
     assert np.array_equal(model.params, w0)
-    _, info = LevenbergMarquardt().iterate(objective, model.params, {"mu": 1e-3, "iterations": 0})
+    _, info = LevenbergMarquardt().iterate(objective, model.params, {"step": 0, "mu": 1e-3})
     assert info["step"]                     # LM's damping solves it
 
 
@@ -459,16 +460,33 @@ def test_init_refuses_a_network_too_large_for_the_matrix_before_allocating(name,
 
 
 def test_hyperparameters_are_checked_at_construction():
-    with pytest.raises(ValueError, match="LevenbergMarquardt: mu_dec must be a finite number > 0 "
-                                         "and < 1, got 2"):
+    """Declared as every optimizer's (gradfit.optimizers.hyper): the constructor, the checks on
+    construction and assignment, the config and the registry names come from one list."""
+    with pytest.raises(ValueError, match=r"mu_dec must be a number in \(0, 1\), got 2"):
         LevenbergMarquardt(mu_dec=2)
-    with pytest.raises(ValueError, match="LBFGS: history must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="history must be an integer >= 1, got 0"):
         LBFGS(history=0)
-    with pytest.raises(SecondOrderError, match="unknown argument\\(s\\) learning_rate; valid: mu"):
+    with pytest.raises(ValueError, match="performance must be one of 'mse', 'sse', got 'mae'"):
+        LevenbergMarquardt(performance="mae")
+    with pytest.raises(ValueError, match="LevenbergMarquardt: mu must be below mu_max"):
+        LevenbergMarquardt(mu=1e11)
+    with pytest.raises(ValueError, match="BFGS: c1 must be below c2"):
+        get("bfgs", c1=0.95)
+    lm = LevenbergMarquardt()
+    with pytest.raises(ValueError, match="mu_inc must be a finite number > 1, got 0.5"):
+        lm.mu_inc = 0.5
+    with pytest.raises(TypeError, match="learning_rate"):
         LevenbergMarquardt(learning_rate=0.1)
     with pytest.raises(SecondOrderError, match="unknown second-order method 'lbfgsb'; valid: bfgs"):
         get("lbfgsb")
     lm = get("lm", mu=0.01)
-    assert get(lm.get_config()).get_config() == lm.get_config() == {
-        "name": "lm", "mu": 0.01, "mu_dec": 0.1, "mu_inc": 10.0, "mu_max": 1e10,
-        "min_grad": 1e-7, "performance": "mse"}
+    config = gradfit.optimizers.serialize(lm)
+    assert config == {"class_name": "LevenbergMarquardt", "config": {
+        "mu": 0.01, "mu_dec": 0.1, "mu_inc": 10.0, "mu_max": 1e10, "min_grad": 1e-7,
+        "performance": "mse", "allow_mini_batch": False}}
+    assert gradfit.optimizers.deserialize(config).get_config() == get(config).get_config() \
+        == lm.get_config()
+    for name, cls in METHODS.items():       # the optimizers' registry knows every method
+        assert type(gradfit.optimizers.get(name)) is cls
+        assert gradfit.optimizers.lookup(cls.__name__) == (cls, {})
+        assert all(h.keras is None for h in cls.hyperparameters)

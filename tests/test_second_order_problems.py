@@ -37,7 +37,7 @@ def test_lm_reaches_matlabs_goal(problem, iterations):
         loss, info = method.iterate(objective, model.params, state)
         if loss <= p.target or info["stop"]:
             break
-    assert loss <= p.target, f"mse {loss:.4g} after {state['iterations']} iterations"
+    assert loss <= p.target, f"mse {loss:.4g} after {state['step']} iterations"
 
 
 def test_width_sweep_spans_twenty_to_a_hundred_thousand_weights():

@@ -55,13 +55,16 @@ def add_arguments(p) -> None:
 
 
 def _parse(name, kind):
-    """argparse type: the text as a number checked by the declared kind at parse time
-    (``none`` for an optional one), so that a bad value stops before anything else."""
+    """argparse type: the text as a number (or as the kind's own ``parse`` reads it: an
+    integer, a word) checked by the declared kind at parse time (``none`` for an optional
+    one), so that a bad value stops before anything else."""
+    parse = getattr(kind, "parse", float)
+
     def convert(text):
         if text.strip().lower() == "none" and getattr(kind, "optional", False):
             return None
         try:
-            value = float(text)
+            value = parse(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {kind.expected()}, got {text!r}") from None
         try:

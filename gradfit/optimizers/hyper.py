@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from ..checks import ArgumentError
+from ..checks import ArgumentError, check_choice, check_int, literal
 from . import schedules
 
 
@@ -97,6 +97,54 @@ class Flag:
 
     def to_config(self, value):
         return value
+
+
+class Integer:
+    """An integer >= ``low`` (a count: L-BFGS's history); None too where ``optional``.
+    ``parse`` reads it from the command line."""
+
+    def __init__(self, low=0, optional=False):
+        self.low, self.optional = low, optional
+
+    def check(self, name, value):
+        if value is None and self.optional:
+            return None
+        try:
+            return check_int(name, value, self.low)
+        except ArgumentError:
+            raise ArgumentError(name, value, self.expected()) from None
+
+    def expected(self) -> str:
+        return f"{'None or ' if self.optional else ''}an integer >= {self.low}"
+
+    def describe(self, name) -> str:
+        return self.expected()
+
+    def to_config(self, value):
+        return value
+
+    parse = staticmethod(int)
+
+
+class Choice:
+    """One of a few words (LM's ``performance``: "mse" or "sse")."""
+
+    def __init__(self, *values):
+        self.values = values
+
+    def check(self, name, value):
+        return check_choice(name, value, self.values)
+
+    def expected(self) -> str:
+        return "one of " + literal(", ".join(map(repr, self.values)))
+
+    def describe(self, name) -> str:
+        return "one of " + ", ".join(map(repr, self.values))
+
+    def to_config(self, value):
+        return value
+
+    parse = staticmethod(str)
 
 
 class LearningRate(Number):

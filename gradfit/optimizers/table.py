@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import sys
 
-from . import NAMES, OPTIMIZERS
+from . import NAMES, OPTIMIZERS, SECOND_ORDER
 
 
 def _summary(cls) -> tuple[str, str]:
@@ -51,6 +51,20 @@ def _section(cls) -> list[str]:
     return lines + [""]
 
 
+def _second_order_section(cls) -> list[str]:
+    paragraph, rule = _summary(cls)
+    lines = [f"## {cls.__name__}", "", paragraph, ""]
+    if rule:
+        lines += ["```", rule, "```", ""]
+    lines += [f"`{inspect.getmodule(cls).__name__}` · name `{cls.name}` · full batch: one "
+              "epoch of `fit` is one iteration", "",
+              "| hyperparameter | default | allowed | meaning |", "|---|---|---|---|"]
+    for h in cls.hyperparameters:
+        name = f"`{h.name}`" + (" (keyword-only)" if h.keyword_only else "")
+        lines.append(f"| {name} | {_value(h.default)} | {h.describe()} | {h.doc} |")
+    return lines + [""]
+
+
 def markdown() -> str:
     """The page: the names ``get`` knows, then one section per registered optimizer."""
     lines = ["# Optimizers", "",
@@ -64,9 +78,19 @@ def markdown() -> str:
     for name, (cls, preset) in NAMES.items():
         args = ", ".join(f"{k}={v!r}" for k, v in preset.items())
         lines.append(f"| `{name}` | {cls.__name__} | {args and f'`{args}`'} |")
+    for name, cls in SECOND_ORDER.items():
+        lines.append(f"| `{name}` | {cls.__name__} (second order) |  |")
     lines.append("")
     for cls in OPTIMIZERS.values():
         lines += _section(cls)
+    lines += ["# Second-order methods", "",
+              "Full-batch methods over the flat float64 weights (`gradfit.optimizers.second_order`; "
+              "docs/second-order.md): `fit` takes one iteration per epoch on the whole training "
+              "set, and refuses a smaller batch unless the method was built with "
+              "`allow_mini_batch=True`.  Keras and torch.optim have none of these "
+              "hyperparameters; MATLAB's and SciPy's names are in the meanings.", ""]
+    for cls in SECOND_ORDER.values():
+        lines += _second_order_section(cls)
     return "\n".join(lines)
 
 

@@ -18,10 +18,11 @@ from ..utils import get_rng_state, rng, set_rng_state
 from .batching import check_batch_size, next_batch, rank_slice, steps_per_epoch
 from .evaluation import evaluate
 from .guard import guarded_run
+from . import second_order
 from .step import train_step
 
 
-def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+def fit(model, x, y, *, batch_size=None, epochs=1, verbose="auto", callbacks=None,
         validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
         drop_remainder=True):
     """Train `model` on (x, y) by mini-batch gradient descent; return a `History`.
@@ -35,8 +36,12 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     default one) sets the next step's global batch and learning-rate factor from the gradient
     noise scale; the permutation is consumed in order, so the batches of an epoch stay disjoint.
 
+    ``batch_size=None`` is Keras's 32, except for a second-order optimizer ("lm", "bfgs",
+    ...): the whole training set, so that one epoch is one full-batch iteration
+    (`gradfit.train.second_order`).
+
     `validation_split` takes the LAST fraction of (x, y) before shuffling, as Keras.
-    History holds per-epoch ``loss``, each metric, ``val_*`` and ``learning_rate``.
+    History holds per-epoch ``loss``, each metric, ``val_*`` and ``learning_rate`` (LM: ``mu``).
     """
     comm = model.comm
     # 1. Check everything before any work is done.
@@ -45,9 +50,12 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
     y = model.check_targets(y, len(x))
     x, y, val = _split_validation(model, x, y, validation_split, validation_data)
     n = len(x)
+    ranks = comm.size
+    if second_order.is_second_order(model.optimizer):   # full batch; uneven rank shares are fine
+        batch_size, ranks = second_order.prepare(model, x, y, batch_size, callbacks), 1
     callbacks, adaptive = with_adaptive_batch_size(callbacks, batch_size)
     if adaptive is None:
-        batch_size = check_batch_size(batch_size, n, comm.size)
+        batch_size = check_batch_size(32 if batch_size is None else batch_size, n, ranks)
         steps = steps_per_epoch(n, batch_size, drop_remainder)
     else:      # the first batch; the callback chooses the next ones, so the steps per epoch vary
         batch_size, steps = adaptive.prepare(model, n), None
@@ -92,12 +100,13 @@ def fit(model, x, y, *, batch_size=32, epochs=1, verbose="auto", callbacks=None,
             logs = state.sums.logs(model)
             if val is not None:
                 logs.update(evaluate(model, val[0], val[1], batch_size, prefix="val_"))
-            logs["learning_rate"] = float(model.optimizer.current_learning_rate(state.opt["step"]))
+            logs.update(second_order.optimizer_logs(model, state))   # learning_rate (LM: mu)
             state.last_logs = logs
             state.finish_epoch()
             cbs.on_epoch_end(state.epoch - 1, logs)
             if model.stop_training:
-                state.stop("callback")
+                if state.stop_reason is None:    # else "optimizer": the method's own stop
+                    state.stop("callback")
                 break
 
     # 9. The end: callbacks may restore the best weights and remove their backup.
@@ -138,6 +147,10 @@ def _announce(model, n, batch_size, steps, drop_remainder, val, state, adaptive=
     if state.epoch or state.step:
         where = f"epoch {state.epoch + 1}" + (f", step {state.step + 1}" if state.step else "")
         print_msg(model, f"Resuming at {where} from the backup")
+    if (said := second_order.announcement(model, n, batch_size)) is not None:
+        ranks = f"; {comm.size} MPI ranks, each a 1/{comm.size} share" if comm.size > 1 else ""
+        print_msg(model, f"Training on {n} examples{vtxt}: {said}{ranks}")
+        return
     if adaptive is not None:
         ranks = f"; {comm.size} MPI ranks, each a 1/{comm.size} slice" if comm.size > 1 else ""
         print_msg(model, f"Training on {n} examples{vtxt}: {adaptive.describe()}{ranks}")

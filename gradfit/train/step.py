@@ -2,7 +2,9 @@
 
 ``fit``, ``Sequential.train_on_batch``, the benchmarks and the profiler all call this one
 function, so the step they time or take is the step training takes, Allreduce and finite-loss
-check included: ranks calling ``train_on_batch`` under ``mpiexec`` stay equal too.
+check included: ranks calling ``train_on_batch`` under ``mpiexec`` stay equal too.  A
+second-order method (Newton, LM, BFGS, ...) takes its step here as well: one iteration on an
+objective over the rows instead of one update from their gradient (`second_order.step`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import warnings
 
 from ..backend import xp
 from ..callbacks.base import print_msg
+from . import second_order
 
 
 def train_step(model, state, x, y, global_batch: int, offset: int = 0, mark=None):
@@ -35,7 +38,16 @@ def train_step(model, state, x, y, global_batch: int, offset: int = 0, mark=None
     Returns ``(loss, metric_sums)``: the global batch loss and this rank's metric sums over its
     rows (computed on the outputs before the step, as Keras), or None after a non-finite loss.
     ``mark(name)``, when given, is called after each part (the profiler's clock).
+
+    With a second-order method, 1-5 are one iteration of it (`second_order.step`): the
+    Allreduce happens once per evaluation inside it, the finite check on the loss before it.
     """
+    if second_order.is_second_order(model.optimizer):   # an objective instead of a gradient
+        loss, metric_sums = second_order.step(model, state, x, y, global_batch)
+        if not math.isfinite(loss):
+            _stop_on_nan(model, state, loss)
+            return None
+        return loss, metric_sums
     comm = model.comm
     model.set_shard(offset, global_batch if comm.size > 1 else None)
     loss, y_pred = model.compute_gradients(x, y, denom=global_batch, mark=mark)

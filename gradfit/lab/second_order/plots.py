@@ -72,8 +72,9 @@ def _memory_panel(ax, runs, styles, wall):
     ax.axhline(runs[0].target, color="0.5", ls="--", lw=1)
     if wall:
         ax.axvline(wall, **_WALL)
-        ax.annotate(f"memory available\n{human_bytes(wall)}", (wall, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(-4, -4), textcoords="offset points", ha="right", va="top", fontsize=7)
+        ax.annotate(f"memory available\n{human_bytes(wall)}", (wall, 1.0),
+                    xycoords=("data", "axes fraction"), xytext=(-4, -4),
+                    textcoords="offset points", ha="right", va="top", fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("memory of the method, bytes (float64, peak)")

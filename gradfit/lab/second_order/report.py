@@ -219,9 +219,10 @@ def summary_markdown(chosen, swept, runs, env, settings) -> str:
 
 def _sweep_table(swept, runs) -> list[str]:
     names = [p.name for p in swept]
-    lines = [f"## Width sweep: {swept[0].name.split('-')[0]} at {', '.join(f'{p.weights:,}' for p in swept)} "
-             "weights", "", "| method | " + " | ".join(f"{p.weights:,}" for p in swept) + " |",
-             "|---|" + "---|" * len(swept)]
+    widths = ", ".join(f"{p.weights:,}" for p in swept)
+    head = " | ".join(f"{p.weights:,}" for p in swept)
+    lines = [f"## Width sweep: {swept[0].name.split('-')[0]} at {widths} weights", "",
+             f"| method | {head} |", "|---|" + "---|" * len(swept)]
     for method in dict.fromkeys(r.method for r in runs if r.problem in names):
         cells = [_cell([r for r in runs if r.problem == n and r.method == method]) for n in names]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")

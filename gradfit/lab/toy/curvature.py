@@ -73,8 +73,9 @@ def _beale():
 
     def hess(p):
         x, y = p
-        return np.array([[[0.0, k * y ** (k - 1)], [k * y ** (k - 1), k * (k - 1) * x * y ** max(k - 2, 0)]]
-                         for k in ks])
+        # d2 r_k / dx dy = k y^(k-1),  d2 r_k / dy2 = k (k-1) x y^(k-2),  d2 r_k / dx2 = 0
+        return np.array([[[0.0, k * y ** (k - 1)],
+                          [k * y ** (k - 1), k * (k - 1) * x * y ** max(k - 2, 0)]] for k in ks])
     return Residuals(r, jac, hess)
 
 

@@ -1,5 +1,8 @@
 """Second-order and quasi-Newton methods over the flat float64 weights, one iteration at a time.
 
+    model.compile(optimizer="lm", loss="mse")           # through compile / fit (one epoch =
+    model.fit(x, y, epochs=100)                         # one full-batch iteration), or by hand:
+
     objective = Objective(model, x, y)                  # full batch; MPI: this rank's rows
     method = get("lm")                                  # or LevenbergMarquardt(mu=1e-2), ...
     state = method.init(model.params, network=objective.describe())
@@ -17,9 +20,11 @@
 | "bfgs"         | BFGS (SciPy's rules)                     | H^-1 (n^2)  | bfgs.py          |
 | "lbfgs"        | L-BFGS (SciPy L-BFGS-B's rules)          | 2 m n       | lbfgs.py         |
 
-The interface (init / iterate / state) is in base.py, the objective in objective.py.
+The interface (init / iterate / state) is in base.py, the objective in objective.py; how
+``fit`` and ``train_on_batch`` drive a method is in `gradfit.train.second_order`.
+``gradfit.optimizers.get("lm")`` and ``serialize`` / ``deserialize`` know these names too.
 """
-from .base import Hyper, SecondOrderError, SecondOrderMethod, check_full_batch
+from .base import SecondOrderError, SecondOrderMethod, check_full_batch
 from .bfgs import BFGS
 from .gauss_newton import GaussNewton
 from .lbfgs import LBFGS
@@ -32,21 +37,28 @@ METHODS = {cls.name: cls for cls in (LevenbergMarquardt, GaussNewton, Newton, Ne
                                      LBFGS)}
 
 
+#: class name -> class (``serialize``'s ``class_name``)
+CLASSES = {cls.__name__: cls for cls in METHODS.values()}
+
+
 def get(identifier, **kwargs) -> SecondOrderMethod:
-    """A method from its name (with hyperparameters as keyword arguments), its config dict
-    (``get_config()``'s form), or an instance (returned as is)."""
+    """A method from its name (with hyperparameters as keyword arguments), its serialized
+    form ``{"class_name": "LevenbergMarquardt", "config": {...}}``, or an instance (returned
+    as is)."""
     if isinstance(identifier, SecondOrderMethod):
         return identifier
     if isinstance(identifier, dict):
-        config = dict(identifier)
-        identifier = config.pop("name", None)
-        kwargs = {**config, **kwargs}
+        cls = CLASSES.get(identifier.get("class_name"))
+        if cls is None:
+            raise SecondOrderError(f"unknown second-order method class "
+                                   f"{identifier.get('class_name')!r}; valid: {', '.join(CLASSES)}")
+        return cls.from_config({**identifier.get("config", {}), **kwargs})
     if identifier not in METHODS:
         raise SecondOrderError(f"unknown second-order method {identifier!r}; valid: "
                                f"{', '.join(sorted(METHODS))}")
     return METHODS[identifier](**kwargs)
 
 
-__all__ = ["BFGS", "GaussNewton", "Hyper", "LBFGS", "LevenbergMarquardt", "METHODS", "Newton",
+__all__ = ["BFGS", "CLASSES", "GaussNewton", "LBFGS", "LevenbergMarquardt", "METHODS", "Newton",
            "NewtonCG", "Objective", "SecondOrderError", "SecondOrderMethod", "check_full_batch",
            "get"]

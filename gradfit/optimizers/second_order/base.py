@@ -1,8 +1,9 @@
-"""What every second-order method shares: the interface the training loop drives, the
-hyperparameter declarations, state as plain data, and the errors.
+"""What every second-order method shares: the interface the training step drives, the
+hyperparameter declarations (`gradfit.optimizers.hyper`, as every optimizer), state as plain
+data, and the errors.
 
-A method is driven one iteration at a time, so that a training loop can run one iteration per
-"epoch" (with callbacks, checkpoints and MPI in between)::
+A method is driven one iteration at a time, so that training runs one iteration per "epoch"
+(with callbacks, checkpoints and MPI in between)::
 
     method = LevenbergMarquardt(mu=1e-3)
     state = method.init(params, network="1-5-1")     # plain numbers / arrays; guards memory
@@ -14,21 +15,54 @@ A method is driven one iteration at a time, so that a training loop can run one 
   While an iteration runs the objective puts trial weights into the model; when it returns,
   ``params`` holds the new weights (or the old ones if no step was taken).  If anything
   raises, ``params`` is restored first: no error leaves the weights changed.
-* ``state``: a dict of Python numbers, None and float64 arrays, updated in place; saving it
-  with the weights and loading it back resumes the run bit for bit.
+* ``state``: a dict whose ``"step"`` counts the iterations taken (as a first-order
+  optimizer's counts its updates) and whose other values are Python numbers,
+  None or float64 arrays, updated in place; saving it with the weights (`gradfit.saving`:
+  arrays as arrays, the rest as JSON) and loading it back resumes the run bit for bit.
 * returns ``(loss, info)``: the full-batch loss at the new weights and a dict with at least
   ``loss_before``, ``step`` (bool: the weights changed), ``evaluations`` and ``stop`` (None,
-  or why the method cannot make progress any more: the loop should stop training).
+  or why the method cannot make progress any more: training should stop).
+
+Hyperparameters are declared with `Hyper` (`declare` adds ``allow_mini_batch``, which every
+method takes), so the constructor, its checks, ``get_config`` / ``from_config``, the flags of
+``gradfit train`` and docs/optimizers.md come from one list, as for the first-order optimizers.
 """
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 
-from ...checks import check_choice, check_int, check_number
+from ...checks import ArgumentError
+from ...curvature import check_memory
+from ..hyper import FLAG, NONNEGATIVE, Declared, Hyper, Number
+
+#: 0 < c < 1: the constants of a Wolfe line search
+WOLFE = Number(0.0, 1.0, low_open=True)
+
+ALLOW_MINI_BATCH = Hyper(
+    "allow_mini_batch", False, FLAG,
+    "accept fit(batch_size=B) below the training set: each iteration then works on one batch "
+    "of B rows (a different one each step; the state carries over)", keras=None,
+    keyword_only=True)
+
+
+def declare(*own: Hyper) -> tuple:
+    """A second-order method's hyperparameters: its own (Keras has none of them), then
+    ``allow_mini_batch``."""
+    return (*(h.replace(keras=None) for h in own), ALLOW_MINI_BATCH)
+
+
+def wolfe_constants(c1=1e-4, c2=0.9) -> tuple:
+    """The ``c1`` and ``c2`` hyperparameters of a Wolfe line search (SciPy's defaults)."""
+    return (Hyper("c1", c1, WOLFE, "sufficient-decrease constant of the line search"),
+            Hyper("c2", c2, WOLFE, "curvature constant of the line search"))
+
+
+def gtol(default=1e-5) -> Hyper:
+    return Hyper("gtol", default, NONNEGATIVE,
+                 "stop when the largest abs(g_i) <= gtol (SciPy's gtol)")
 
 
 class SecondOrderError(ValueError):
@@ -36,60 +70,32 @@ class SecondOrderError(ValueError):
     changed."""
 
 
-@dataclass(frozen=True)
-class Hyper:
-    """One hyperparameter: name, default, allowed values (bounds of a number, or choices,
-    or ``integer=True`` for a count), and what it means."""
-    name: str
-    default: object
-    doc: str
-    minimum: float | None = None
-    above: float | None = None
-    below: float | None = None
-    choices: tuple | None = None
-    integer: bool = False
-    optional: bool = False       # None allowed (meaning: derived, see doc)
-
-    def check(self, value, owner):
-        if value is None and self.optional:
-            return None
-        if self.choices is not None:
-            return check_choice(self.name, value, self.choices, owner=owner)
-        if self.integer:
-            return check_int(self.name, value, minimum=self.minimum, owner=owner)
-        return check_number(self.name, value, minimum=self.minimum, above=self.above,
-                            below=self.below, owner=owner)
-
-
-class SecondOrderMethod:
-    """Base class: hyperparameters from ``hyperparameters`` (validated at construction), the
-    config, and ``iterate``.  Subclasses define ``init`` and ``_iterate`` (one iteration,
-    returning ``(loss, info)``); ``iterate`` adds the objective's evaluation counts to info."""
+class SecondOrderMethod(Declared):
+    """Base class (module docstring).  Subclasses declare ``name`` and ``hyperparameters``
+    and define ``init`` (the state) and ``_iterate`` (one iteration, returning ``(loss,
+    info)``); ``iterate`` adds the objective's evaluation counts to info."""
 
     name = ""
-    hyperparameters: tuple[Hyper, ...] = ()
+    hyperparameters: tuple = ()
 
-    def __init__(self, **kwargs):
-        known = {h.name: h for h in self.hyperparameters}
-        unknown = sorted(set(kwargs) - set(known))
-        if unknown:
-            raise SecondOrderError(
-                f"{type(self).__name__} got unknown argument(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(known) or 'none'}")
-        for h in self.hyperparameters:
-            setattr(self, h.name, h.check(kwargs.get(h.name, h.default), type(self).__name__))
-
-    def get_config(self) -> dict:
-        return {"name": self.name, **{h.name: getattr(self, h.name) for h in self.hyperparameters}}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**{k: v for k, v in config.items() if k != "name"})
+    def _validate(self) -> None:
+        c1, c2 = getattr(self, "c1", None), getattr(self, "c2", None)
+        if c1 is not None and not c1 < c2:
+            raise ArgumentError("c1", c1, f"below c2 = {c2} (0 < c1 < c2 < 1, the Wolfe "
+                                "conditions)", owner=type(self).__name__)
 
     def check(self, objective) -> None:
         """Refuse an objective this method cannot work on (before any weights change)."""
 
-    def init(self, params, network: str | None = None) -> dict:
+    def check_memory(self, n: int, network=None, examples=None, outputs: int = 1) -> dict:
+        """The memory guard (`gradfit.curvature.check_memory`) for this method on n weights:
+        raises InsufficientMemoryError before anything is allocated."""
+        return check_memory(self.name, n, network=network, examples=examples, outputs=outputs,
+                            history=getattr(self, "history", 10))
+
+    def init(self, params, segments=None, network=None) -> dict:
+        """The state for ``params`` (``segments``: accepted for the first-order signature,
+        unused); refuses, before allocating, a network whose matrices do not fit."""
         raise NotImplementedError
 
     def iterate(self, objective, params, state) -> tuple[float, dict]:
@@ -101,23 +107,26 @@ class SecondOrderMethod:
     def _iterate(self, objective, params, state) -> tuple[float, dict]:
         raise NotImplementedError
 
-    def __repr__(self):
-        args = ", ".join(f"{h.name}={getattr(self, h.name)!r}" for h in self.hyperparameters)
-        return f"{type(self).__name__}({args})"
+    @staticmethod
+    def count_step(state) -> None:
+        state["step"] = int(state["step"]) + 1
 
 
-def check_full_batch(method: str, batch_size, examples: int, allow_mini_batch: bool = False) -> None:
+def check_full_batch(method: str, batch_size, examples: int,
+                     allow_mini_batch: bool = False) -> None:
     """Second-order methods need the full-batch objective: refuse a smaller batch unless asked.
 
     ``batch_size`` None means the whole set.  With ``allow_mini_batch`` a large fixed batch is
-    accepted (the objective is then that batch's, the same at every evaluation)."""
+    accepted (the objective of one iteration is then that batch's, the same at every
+    evaluation of the iteration)."""
     if batch_size is None or batch_size >= examples or allow_mini_batch:
         return
-    raise SecondOrderError(
-        f"'{method}' is a full-batch method: batch_size={batch_size} is smaller than the "
-        f"{examples:,} training examples, and its line search / damping rule compares losses "
-        f"of the same function; pass batch_size=None (or {examples}), or allow_mini_batch=True "
-        "to use one large fixed batch")
+    raise ArgumentError(
+        "batch_size", batch_size,
+        f"the {examples:,} training examples (or None: the whole set) for '{method}', a "
+        "full-batch method: its line search or damping rule compares losses of one function",
+        "pass {batch_size} None, or construct the method with {allow_mini_batch}=True to "
+        "take one iteration per batch")
 
 
 @contextmanager

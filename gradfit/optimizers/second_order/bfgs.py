@@ -16,7 +16,7 @@ against one here, which is what decides where BFGS stops fitting in memory; the 
 differs in the last bits (the tests compare with SciPy's iterates to 1e-8).
 
 Written here rather than calling ``minimize`` because ``minimize`` cannot resume after one
-iteration (linesearch.py).  State: ``{"iterations", "H" (n, n), "f_prev"}``, H in Fortran
+iteration (linesearch.py).  State: ``{"step", "H" (n, n), "f_prev"}``, H in Fortran
 order (symmetric, so it is the same matrix; BLAS updates it without a copy).
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.blas import dger
 
-from ...curvature import check_memory
-from .base import Hyper, SecondOrderMethod, converged, restoring
+from ..hyper import NONNEGATIVE, Hyper
+from .base import SecondOrderMethod, converged, declare, gtol, restoring, wolfe_constants
 from .linesearch import LineSearchFailed, wolfe_search
 
 
@@ -41,20 +41,25 @@ def bfgs_update(H, s, y) -> None:
 
 
 class BFGS(SecondOrderMethod):
-    """``BFGS(gtol=1e-5, c1=1e-4, c2=0.9, xrtol=0)``: SciPy's options and defaults."""
+    """BFGS: SciPy's ``minimize(method="BFGS")`` rule for rule, one iteration at a time, its
+    inverse-Hessian approximation H (n x n, from I) updated in place::
+
+        stop if max |g_i| <= gtol
+        p = -H g;  s = alpha p  (SciPy's Wolfe line search);  y = g_new - g
+        H <- (I - rho s y^T) H (I - rho y s^T) + rho s s^T,  rho = 1 / y.s
+
+    State: ``{"step", "H", "f_prev"}``.
+    """
 
     name = "bfgs"
-    hyperparameters = (
-        Hyper("gtol", 1e-5, "stop when max |g_i| <= gtol", minimum=0),
-        Hyper("c1", 1e-4, "sufficient-decrease constant of the line search", above=0, below=1),
-        Hyper("c2", 0.9, "curvature constant of the line search", above=0, below=1),
-        Hyper("xrtol", 0.0, "stop when |s| <= xrtol (xrtol + |x|)", minimum=0),
-    )
+    hyperparameters = declare(
+        gtol(), *wolfe_constants(),
+        Hyper("xrtol", 0.0, NONNEGATIVE, "stop when |s| <= xrtol (xrtol + |x|) (SciPy's)"))
 
-    def init(self, params, network=None) -> dict:
+    def init(self, params, segments=None, network=None) -> dict:
         n = np.asarray(params).size
-        check_memory(self.name, n, network=network)
-        return {"iterations": 0, "H": np.eye(n, order="F"), "f_prev": None}
+        self.check_memory(n, network=network)
+        return {"step": 0, "H": np.eye(n, order="F"), "f_prev": None}
 
     def _iterate(self, objective, params, state):
         H = state["H"]
@@ -78,7 +83,7 @@ class BFGS(SecondOrderMethod):
             x = x0 + s
             params[...] = x
         state["f_prev"] = f
-        state["iterations"] = int(state["iterations"]) + 1
+        self.count_step(state)
         info.update(step=True, alpha=alpha)
         if converged(g_new, self.gtol, info):
             return loss, info

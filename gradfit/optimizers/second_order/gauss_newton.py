@@ -13,35 +13,38 @@ residuals (n > N d) or redundant weights, and always for a softmax output layer 
 (adding one constant to every logit leaves the softmax unchanged, so that direction of the
 biases has zero curvature).  Then there is no Gauss-Newton step, and this method
 says so (before changing anything) and points to 'lm', whose damping mu I is exactly the cure.
-State: ``{"iterations"}``.
+State: ``{"step"}``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...curvature import check_memory
-from .base import Hyper, SecondOrderError, SecondOrderMethod, converged, restoring
+from .base import (SecondOrderError, SecondOrderMethod, converged, declare, gtol, restoring,
+                   wolfe_constants)
 from .linalg import spd_solve_
 from .linesearch import LineSearchFailed, wolfe_search
 
 
 class GaussNewton(SecondOrderMethod):
-    """``GaussNewton(c1=1e-4, c2=0.9, gtol=1e-5)``: the Wolfe constants of the line search and
-    the gradient tolerance."""
+    """Gauss-Newton with a Wolfe line search (Nocedal & Wright 2006, Sec. 10.3), on the
+    generalized Gauss-Newton matrix G of the loss; refuses a singular G (use LM)::
+
+        stop if max |g_i| <= gtol
+        solve G p = -g                  (Cholesky, in place)
+        w += alpha p,  alpha from SciPy's Wolfe line search starting at 1
+
+    State: ``{"step"}``.
+    """
 
     name = "gauss_newton"
-    hyperparameters = (
-        Hyper("c1", 1e-4, "sufficient-decrease constant of the line search", above=0, below=1),
-        Hyper("c2", 0.9, "curvature constant of the line search", above=0, below=1),
-        Hyper("gtol", 1e-5, "stop when max |g_i| <= gtol (SciPy's default)", minimum=0),
-    )
+    hyperparameters = declare(*wolfe_constants(), gtol())
 
     def check(self, objective) -> None:
         objective.check_gauss_newton(self.name)
 
-    def init(self, params, network=None) -> dict:
-        check_memory(self.name, np.asarray(params).size, network=network)
-        return {"iterations": 0}
+    def init(self, params, segments=None, network=None) -> dict:
+        self.check_memory(np.asarray(params).size, network=network)
+        return {"step": 0}
 
     def _iterate(self, objective, params, state):
         self.check(objective)
@@ -64,7 +67,7 @@ class GaussNewton(SecondOrderMethod):
             except LineSearchFailed as exc:
                 params[...] = x0
                 loss, info["stop"] = f, f"line search failed: {exc}"
-        state["iterations"] = int(state["iterations"]) + 1
+        self.count_step(state)
         return loss, info
 
     @staticmethod

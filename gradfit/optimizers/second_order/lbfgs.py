@@ -17,14 +17,14 @@ same H; only the rounding differs).  One iteration, rule for rule as L-BFGS-B's 
 Why written here: L-BFGS-B keeps the pairs in its compiled workspace, so ``minimize(...,
 maxiter=1)`` would restart without them every epoch and become gradient descent with a line
 search.  The tests check that the iterates equal a continuous SciPy L-BFGS-B run.
-State: ``{"iterations", "s" (m, n), "y" (m, n), "count", "newest"}``, a ring of m pairs.
+State: ``{"step", "s" (m, n), "y" (m, n), "count", "newest"}``, a ring of m pairs.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...curvature import check_memory
-from .base import Hyper, SecondOrderMethod, converged, restoring
+from ..hyper import NONNEGATIVE, Hyper, Integer
+from .base import SecondOrderMethod, converged, declare, gtol, restoring
 from .linesearch import LineSearchFailed, minpack_search
 
 EPS = np.finfo(np.float64).eps
@@ -59,22 +59,30 @@ def two_loop(g, state):
 
 
 class LBFGS(SecondOrderMethod):
-    """``LBFGS(history=10, gtol=1e-5, ftol=2.220446049250313e-09)``: SciPy L-BFGS-B's
-    ``maxcor``, ``gtol`` and ``ftol`` and their defaults."""
+    """L-BFGS: SciPy's ``minimize(method="L-BFGS-B")`` without bounds, rule for rule, its last
+    ``history`` pairs (s, y) kept in the state (a ring)::
+
+        d = -H g   (two-loop recursion over the pairs; none: d = -g)
+        MINPACK line search from step 1 (first iteration: 1 / |d|); on failure forget the
+        pairs and retry along -g
+        stop if max |g_i| <= gtol or the relative loss decrease <= ftol
+        keep (s, y) unless s.y <= eps (-g.s)
+
+    State: ``{"step", "s", "y", "count", "newest"}``.
+    """
 
     name = "lbfgs"
-    hyperparameters = (
-        Hyper("history", 10, "pairs (s, y) kept: m (SciPy's maxcor)", minimum=1, integer=True),
-        Hyper("gtol", 1e-5, "stop when max |g_i| <= gtol", minimum=0),
-        Hyper("ftol", 2.220446049250313e-09, "stop when the relative loss decrease <= ftol",
-              minimum=0),
-    )
+    hyperparameters = declare(
+        Hyper("history", 10, Integer(1), "pairs (s, y) kept: m (SciPy's maxcor)"),
+        gtol(),
+        Hyper("ftol", 2.220446049250313e-09, NONNEGATIVE,
+              "stop when the relative loss decrease <= ftol (SciPy's)"))
 
-    def init(self, params, network=None) -> dict:
+    def init(self, params, segments=None, network=None) -> dict:
         n = np.asarray(params).size
-        check_memory(self.name, n, network=network, history=self.history)
+        self.check_memory(n, network=network)
         m = self.history
-        return {"iterations": 0, "s": np.zeros((m, n)), "y": np.zeros((m, n)), "count": 0,
+        return {"step": 0, "s": np.zeros((m, n)), "y": np.zeros((m, n)), "count": 0,
                 "newest": m - 1}
 
     def _iterate(self, objective, params, state):
@@ -82,7 +90,7 @@ class LBFGS(SecondOrderMethod):
             f, g = objective.loss_and_grad(x0)
             info = {"loss_before": f, "gradient": float(np.linalg.norm(g)), "step": False,
                     "stop": None, "memory_reset": False}
-            if int(state["iterations"]) == 0 and converged(g, self.gtol, info):
+            if int(state["step"]) == 0 and converged(g, self.gtol, info):
                 params[...] = x0
                 return f, info
             try:
@@ -92,7 +100,7 @@ class LBFGS(SecondOrderMethod):
                 info["stop"] = f"line search failed: {exc}"
                 return f, info
             params[...] = x
-        state["iterations"] = int(state["iterations"]) + 1
+        self.count_step(state)
         info.update(step=True, alpha=stp)
         if converged(g_new, self.gtol, info):
             return loss, info
@@ -104,7 +112,7 @@ class LBFGS(SecondOrderMethod):
 
     def _search(self, objective, x0, f, g, state, info):
         """L-BFGS-B's line search with its restart rule; returns (stp, x, f, g, d)."""
-        first = int(state["iterations"]) == 0
+        first = int(state["step"]) == 0
         while True:
             d = -two_loop(g, state)
             stp = min(1.0 / float(np.linalg.norm(d)), STPMAX) if first else 1.0

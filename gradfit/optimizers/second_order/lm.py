@@ -51,8 +51,9 @@ import math
 
 import numpy as np
 
-from ...curvature import check_memory
-from .base import Hyper, SecondOrderError, SecondOrderMethod, restoring
+from ...checks import ArgumentError
+from ..hyper import NONNEGATIVE, POSITIVE, Choice, Hyper, Number
+from .base import SecondOrderError, SecondOrderMethod, declare, restoring
 from .linalg import spd_solve_
 
 MU_FLOOR = 1e-20   # MATLAB's lower bound of mu after an accepted step
@@ -68,20 +69,38 @@ def damped_step(G, g, lam):
 
 
 class LevenbergMarquardt(SecondOrderMethod):
-    """``LevenbergMarquardt(mu=1e-3, mu_dec=0.1, mu_inc=10, mu_max=1e10, min_grad=1e-7,
-    performance="mse")``: MATLAB ``trainlm`` (module docstring).  State: ``{"mu",
-    "iterations"}``."""
+    """Levenberg-Marquardt with MATLAB ``trainlm``'s rules and defaults (Hagan & Menhaj 1994);
+    mse (MATLAB's performance) or, beyond MATLAB, the cross-entropies through the generalized
+    Gauss-Newton matrix.  With G and g the Gauss-Newton matrix and gradient of the loss,
+    s = 1 for mse and N_e (the number of errors) for sse::
+
+        stop if s |g| <= min_grad or mu >= mu_max
+        while mu <= mu_max:
+            solve (G + 2 mu / s I) dx = -g      (Cholesky; singular: rejected)
+            if loss(w + dx) < loss(w): w += dx; mu = max(mu mu_dec, 1e-20); break
+            mu = mu mu_inc
+
+    State: ``{"step", "mu"}``.  The differences from trainlm are in lm.py's docstring.
+    """
 
     name = "lm"
-    hyperparameters = (
-        Hyper("mu", 1e-3, "initial damping (MATLAB trainParam.mu)", above=0),
-        Hyper("mu_dec", 0.1, "mu factor after an accepted step", above=0, below=1),
-        Hyper("mu_inc", 10.0, "mu factor after a rejected trial", above=1),
-        Hyper("mu_max", 1e10, "stop when mu exceeds it", above=0),
-        Hyper("min_grad", 1e-7, "stop when the performance gradient's norm is below it", minimum=0),
-        Hyper("performance", "mse", "MATLAB's performFcn: 'mse' (normalised sums) or 'sse'",
-              choices=("mse", "sse")),
+    hyperparameters = declare(
+        Hyper("mu", 1e-3, POSITIVE, "initial damping (MATLAB trainParam.mu)"),
+        Hyper("mu_dec", 0.1, Number(0.0, 1.0, low_open=True),
+              "mu factor after an accepted step (MATLAB mu_dec)"),
+        Hyper("mu_inc", 10.0, Number(1.0, low_open=True),
+              "mu factor after a rejected trial (MATLAB mu_inc)"),
+        Hyper("mu_max", 1e10, POSITIVE, "stop when mu reaches it (MATLAB mu_max)"),
+        Hyper("min_grad", 1e-7, NONNEGATIVE,
+              "stop when the performance gradient's norm is below it (MATLAB min_grad)"),
+        Hyper("performance", "mse", Choice("mse", "sse"),
+              "MATLAB's performFcn: 'mse' (normalised sums) or 'sse'"),
     )
+
+    def _validate(self) -> None:
+        if not self.mu < self.mu_max:
+            raise ArgumentError("mu", self.mu, f"below mu_max = {self.mu_max:g} (at mu_max "
+                                "trainlm stops at once)", owner="LevenbergMarquardt")
 
     def check(self, objective) -> None:
         objective.check_gauss_newton(self.name)
@@ -89,9 +108,9 @@ class LevenbergMarquardt(SecondOrderMethod):
             raise SecondOrderError(f"performance='sse' is the sum of squared errors: it needs "
                                    f"loss='mse', got {objective.loss_name!r}")
 
-    def init(self, params, network=None) -> dict:
-        check_memory(self.name, np.asarray(params).size, network=network)
-        return {"mu": self.mu, "iterations": 0}
+    def init(self, params, segments=None, network=None) -> dict:
+        self.check_memory(np.asarray(params).size, network=network)
+        return {"step": 0, "mu": self.mu}
 
     def _iterate(self, objective, params, state):
         self.check(objective)
@@ -118,7 +137,7 @@ class LevenbergMarquardt(SecondOrderMethod):
                 params[...] = x0
         if info["stop"] is None:
             state["mu"] = mu
-            state["iterations"] = int(state["iterations"]) + 1
+            self.count_step(state)
             info["stop"] = self._stop(None, mu)   # mu beyond mu_max: no step will be found
         info.update(mu=mu)
         return loss, info

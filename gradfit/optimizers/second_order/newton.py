@@ -16,14 +16,15 @@ and turns into gradient descent with step 1/tau as tau grows.  N&W take beta = 1
 well-scaled problem; here it is relative to H's largest diagonal entry, because the scale of a
 network's Hessian depends on the data.  SciPy has no dense-Hessian line-search Newton method
 (its ``trust-exact`` is a trust-region method whose radius it does not let us save between
-iterations), so this rule is written here.  State: ``{"iterations"}``; ``info["shift"]`` is tau.
+iterations), so this rule is written here.  State: ``{"step"}``; ``info["shift"]`` is tau.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...curvature import check_memory
-from .base import Hyper, SecondOrderError, SecondOrderMethod, converged, restoring
+from ..hyper import POSITIVE, Hyper
+from .base import (SecondOrderError, SecondOrderMethod, converged, declare, gtol, restoring,
+                   wolfe_constants)
 from .linalg import spd_solve_
 from .linesearch import LineSearchFailed, wolfe_search
 
@@ -49,20 +50,26 @@ def shifted_newton_step(H, g, beta_ratio=1e-3):
 
 
 class Newton(SecondOrderMethod):
-    """``Newton(c1=1e-4, c2=0.9, gtol=1e-5, shift=1e-3)``: Wolfe constants, the gradient
-    tolerance, and beta / max|H_ii|."""
+    """Newton's method with the exact Hessian (n Hessian-vector products by the R-operator),
+    shifted until positive definite (Nocedal & Wright 2006, Algorithm 3.3), and a Wolfe line
+    search::
+
+        stop if max |g_i| <= gtol
+        tau = 0, or the first of beta, 2 beta, ... making H + tau I positive definite
+              (beta = shift max_i |H_ii|)
+        solve (H + tau I) p = -g;  w += alpha p   (SciPy's Wolfe line search from alpha = 1)
+
+    State: ``{"step"}``; ``info["shift"]`` is tau.
+    """
 
     name = "newton"
-    hyperparameters = (
-        Hyper("c1", 1e-4, "sufficient-decrease constant of the line search", above=0, below=1),
-        Hyper("c2", 0.9, "curvature constant of the line search", above=0, below=1),
-        Hyper("gtol", 1e-5, "stop when max |g_i| <= gtol (SciPy's default)", minimum=0),
-        Hyper("shift", 1e-3, "beta of the shift, relative to max |H_ii|", above=0),
-    )
+    hyperparameters = declare(
+        *wolfe_constants(), gtol(),
+        Hyper("shift", 1e-3, POSITIVE, "beta of the shift, relative to the largest abs(H_ii)"))
 
-    def init(self, params, network=None) -> dict:
-        check_memory(self.name, np.asarray(params).size, network=network)
-        return {"iterations": 0}
+    def init(self, params, segments=None, network=None) -> dict:
+        self.check_memory(np.asarray(params).size, network=network)
+        return {"step": 0}
 
     def _iterate(self, objective, params, state):
         with restoring(params) as x0:
@@ -82,5 +89,5 @@ class Newton(SecondOrderMethod):
             except LineSearchFailed as exc:
                 params[...] = x0
                 loss, info["stop"] = f, f"line search failed: {exc}"
-        state["iterations"] = int(state["iterations"]) + 1
+        self.count_step(state)
         return loss, info

@@ -14,7 +14,7 @@ H v never forms H: memory stays a few vectors of n (Martens 2010 used the Gauss-
 product instead, for its positive semi-definiteness: ``curvature="gauss_newton"``).
 Written here rather than calling ``minimize`` because ``minimize`` cannot resume after one
 iteration with the previous loss that its line search uses (see linesearch.py); the tests
-check that the iterates equal a continuous SciPy run.  State: ``{"iterations", "f_prev"}``.
+check that the iterates equal a continuous SciPy run.  State: ``{"step", "f_prev"}``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-from .base import Hyper, SecondOrderMethod, restoring
+from ..hyper import POSITIVE, Choice, Hyper, Integer
+from .base import SecondOrderMethod, declare, restoring, wolfe_constants
 from .linesearch import LineSearchFailed, wolfe_search
 
 EPS = np.finfo(np.float64).eps
@@ -63,22 +64,31 @@ def truncated_cg(hessp, g, maxiter):
 
 
 class NewtonCG(SecondOrderMethod):
-    """``NewtonCG(avextol=1e-5, c1=1e-4, c2=0.9, cg_maxiter=None, curvature="hessian")``:
-    SciPy's options (cg_maxiter None: 20 n), and which products CG uses."""
+    """Newton-CG ("Hessian-free"): SciPy's ``minimize(method="Newton-CG")`` rule for rule,
+    with exact Hessian-vector products (the R-operator) or Gauss-Newton ones; memory a few
+    vectors of n::
+
+        p = truncated CG on H p = -g from 0 (to |r|_1 <= min(0.5, sqrt|g|_1) |g|_1,
+            or at curvature <= 3 eps, at most cg_maxiter steps)
+        w += alpha p   (SciPy's Wolfe line search)
+        stop if |alpha p|_1 <= n avextol
+
+    State: ``{"step", "f_prev"}``.
+    """
 
     name = "newton_cg"
-    hyperparameters = (
-        Hyper("avextol", 1e-5, "stop when the step's mean |component| is below it", above=0),
-        Hyper("c1", 1e-4, "sufficient-decrease constant of the line search", above=0, below=1),
-        Hyper("c2", 0.9, "curvature constant of the line search", above=0, below=1),
-        Hyper("cg_maxiter", None, "CG steps per iteration (None: 20 n, SciPy's)", minimum=1,
-              integer=True, optional=True),
-        Hyper("curvature", "hessian", "products: exact 'hessian' (H v) or 'gauss_newton' (G v)",
-              choices=("hessian", "gauss_newton")),
-    )
+    hyperparameters = declare(
+        Hyper("avextol", 1e-5, POSITIVE, "stop when the step's mean abs(component) is below it "
+              "(SciPy's xtol / n)"),
+        *wolfe_constants(),
+        Hyper("cg_maxiter", None, Integer(1, optional=True),
+              "CG steps per iteration (None: 20 n, SciPy's)"),
+        Hyper("curvature", "hessian", Choice("hessian", "gauss_newton"),
+              "products: exact 'hessian' (H v) or 'gauss_newton' (G v, Martens 2010)"))
 
-    def init(self, params, network=None) -> dict:
-        return {"iterations": 0, "f_prev": None}
+    def init(self, params, segments=None, network=None) -> dict:
+        self.check_memory(np.asarray(params).size, network=network)
+        return {"step": 0, "f_prev": None}
 
     def _products(self, objective, w):
         """v -> H(w) v (sharing one forward pass over the CG solve), or v -> G(w) v."""
@@ -109,7 +119,7 @@ class NewtonCG(SecondOrderMethod):
             update = alpha * p
             params[...] = x0 + update
         state["f_prev"] = f
-        state["iterations"] = int(state["iterations"]) + 1
+        self.count_step(state)
         info.update(step=True, alpha=alpha)
         if float(np.linalg.norm(update, ord=1)) <= n * self.avextol:
             info["stop"] = f"converged: the step |alpha p|_1 <= xtol {n * self.avextol:g}"
