@@ -378,8 +378,8 @@ def test_full_batch_check():
     check_full_batch("lm", 100, 100)
     check_full_batch("lm", 64, 100, allow_mini_batch=True)
     with pytest.raises(ValueError, match="batch_size must be the 100 training examples .*'lm', "
-                                         "a full-batch method.*got 64; pass batch_size None, or "
-                                         "construct the method with allow_mini_batch=True"):
+                                         "a full-batch method.*got 64; leave batch_size out "
+                                         r"\(the whole set\), or set allow_mini_batch"):
         check_full_batch("lm", 64, 100)
 
 

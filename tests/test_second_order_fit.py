@@ -107,7 +107,7 @@ def test_a_mini_batch_only_when_asked():
     model = _model("lm")
     w0 = model.params.copy()
     with pytest.raises(ValueError, match="batch_size must be the 41 training examples .*got 8.*"
-                                         "allow_mini_batch=True"):
+                                         "set allow_mini_batch for one iteration per batch"):
         model.fit(SIN.x, SIN.y, batch_size=8, verbose=0)
     with pytest.raises(ValueError, match="batch_size must be None .* for 'lm'"):
         model.fit(SIN.x, SIN.y, batch_size="auto", verbose=0)

@@ -4,7 +4,9 @@ Every hyperparameter that a registered optimizer declares is a flag: ``beta_2`` 
 ``--beta-2 X``, a True/False one is ``--amsgrad`` / ``--no-amsgrad``; ``--lr`` is
 ``--learning-rate``.  A flag not given leaves the optimizer's own default; ``--opt-arg
 NAME=VALUE`` sets a hyperparameter too.  A flag the chosen optimizer does not take is an
-error that lists the flags it takes, raised before anything is printed or written.
+error that lists the flags it takes, raised before anything is printed or written.  The
+second-order methods (``--optimizer lm`` ...) are registered the same way: ``--mu``,
+``--history``, ``--allow-mini-batch`` ... are their declared hyperparameters.
 """
 from __future__ import annotations
 
@@ -15,11 +17,20 @@ from ..checks import ArgumentError
 from ..optimizers.hyper import Flag
 
 
+def classes() -> list:
+    """Every optimizer class ``--optimizer`` can name: first-order, then second-order."""
+    return [*optimizers.OPTIMIZERS.values(), *optimizers.SECOND_ORDER.values()]
+
+
+def optimizer_names() -> list:
+    return [*optimizers.NAMES, *optimizers.SECOND_ORDER]
+
+
 def declared() -> dict:
     """``{name: [(Hyper, optimizer class name), ...]}`` over every registered optimizer, in
     the order they declare them."""
     out = {}
-    for cls in optimizers.OPTIMIZERS.values():
+    for cls in classes():
         for h in cls.hyperparameters:
             out.setdefault(h.name, []).append((h, cls.__name__))
     return out
@@ -30,7 +41,7 @@ def _help(takers) -> str:
     docs = {}
     for h, owner in takers:
         docs.setdefault(h.doc, []).append(owner)
-    every = len(optimizers.OPTIMIZERS)
+    every = len(classes())
     return "; ".join(f"{doc} [{'all' if len(owners) == every else ', '.join(owners)}]"
                      for doc, owners in docs.items()) + " (default: the optimizer's own)"
 
@@ -41,8 +52,9 @@ def flag(name: str) -> str:
 
 def add_arguments(p) -> None:
     """``--optimizer``, one flag per declared hyperparameter, and ``--opt-arg``."""
-    p.add_argument("--optimizer", default="adam", choices=list(optimizers.NAMES),
-                   metavar="NAME", help=f"{', '.join(optimizers.NAMES)} (default adam)")
+    p.add_argument("--optimizer", default="adam", choices=optimizer_names(), metavar="NAME",
+                   help=f"{', '.join(optimizers.NAMES)}; second order (full batch, float64): "
+                        f"{', '.join(optimizers.SECOND_ORDER)} (default adam)")
     for name, takers in declared().items():
         names = ["--lr", flag(name)] if name == "learning_rate" else [flag(name)]
         kind = takers[0][0].kind

@@ -1,7 +1,8 @@
 """How a ``gradfit train`` run ended, said once and the same everywhere.
 
 `Outcome` is read off the model's `TrainState` and the early-stopping callback after ``fit``:
-how the run ended (``finished``, ``early_stop``, ``nan``, ``interrupted``), how far it got,
+how the run ended (``finished``, ``early_stop``, ``optimizer_stop``: a second-order method's
+own stop, ``nan``, ``interrupted``), how far it got,
 and which epoch's weights the model now holds (the best one when ``restore_best_weights``
 restored it, else the last). The same facts go into ``results.json`` (valid JSON: NaN is
 written as null), the final line printed, and the mark on ``history.png``.
@@ -15,7 +16,7 @@ import numpy as np
 
 @dataclass
 class Outcome:
-    ended: str                    # finished | early_stop | nan | interrupted
+    ended: str                    # finished | early_stop | optimizer_stop | nan | interrupted
     epochs_run: int               # whole epochs trained (this run and the runs it resumed)
     stopped_at: str               # "epoch 7, step 30" (the step that failed, or the last taken)
     kept_epoch: int | None        # 0-based epoch whose weights the model holds; None: mid-epoch
@@ -40,6 +41,8 @@ def read_outcome(model, history, early_stopping, probe=None) -> Outcome:
         ended = "early_stop"
     elif reason in ("nan", "interrupted"):
         ended = reason
+    elif reason == "optimizer":   # a second-order method stopped (converged, mu at mu_max)
+        ended = "optimizer_stop"
     else:
         ended = "finished"
     if reason == "nan":            # the step that failed was not taken
@@ -75,6 +78,8 @@ def final_line(outcome: Outcome, test: dict | None, folder: str, resume: str | N
     """The one plain line that ends a run."""
     head = {"finished": f"Finished {outcome.epochs_run} epochs",
             "early_stop": f"Stopped early at {outcome.stopped_at} ({outcome.message})",
+            "optimizer_stop": f"Stopped at {outcome.stopped_at} by the optimizer "
+                              f"({outcome.message})",
             "nan": f"Stopped at {outcome.stopped_at}: the loss became non-finite",
             "interrupted": f"Interrupted at {outcome.stopped_at}"}[outcome.ended]
     if not outcome.usable:

@@ -8,6 +8,12 @@ Ctrl-C / SIGTERM) leaves a consistent folder and one final line (`outcome.py`); 
 status is 0 for a finished run or an early stop, 2 for a bad input, 3 for a NaN stop and 130
 for an interrupted run (resumable with ``--backup``).
 
+A second-order optimizer (``--optimizer lm``, ``newton``, ``bfgs``, ...) trains in float64 on
+the whole training set, one iteration per epoch, unless ``--batch-size`` and
+``--allow-mini-batch`` say otherwise; the memory check counts its n x n matrices
+(`gradfit.memory.method_bytes`), and its own stop (converged, mu at mu_max) ends the run as
+``optimizer_stop`` (status 0).
+
 Resuming (``--backup`` on a folder holding the backup of an interrupted run) may change only
 what does not change the run being resumed: ``--epochs`` (train longer or shorter), ``--patience``,
 ``--verbose``, ``--data-dir`` (the same files elsewhere) and the optimizer's hyperparameters
@@ -33,10 +39,12 @@ from .. import optimizers
 from ..callbacks import AdaptiveBatchSize, BackupAndRestore, Callback, CSVLogger, EarlyStopping
 from ..callbacks.adaptive_batch_size import AUTO, LOG_KEYS
 from ..checks import ArgumentError, literal
+from ..curvature import InsufficientMemoryError, available_bytes as guard_bytes
 from ..datasets import train_val_test_split
 from ..datasets.task import TASKS, decide_task
 from ..layers.activations import ACTIVATIONS
 from ..memory import available_bytes, human_bytes, training_bytes
+from ..optimizers.second_order import check_full_batch
 from ..parallel import get_comm
 from ..plotting import plot_history
 from ..saving import read_archive
@@ -49,7 +57,7 @@ from .outcome import final_line, read_outcome, results
 from .types import integer, number
 
 #: the exit status of each ending (2 is a bad input, refused before training)
-EXIT_STATUS = {"finished": 0, "early_stop": 0, "nan": 3, "interrupted": 130}
+EXIT_STATUS = {"finished": 0, "early_stop": 0, "optimizer_stop": 0, "nan": 3, "interrupted": 130}
 
 #: settings a resume must keep (see the module docstring), by their argparse dest
 RESUME_MUST_MATCH = ("data", "split_seed", "x_key", "y_key", "label_column", "header", "task",
@@ -70,10 +78,11 @@ def add_arguments(p):
     p.add_argument("--dropout", type=number(0.0, below=1.0), default=0.0,
                    help="dropout rate after each hidden layer, in [0, 1) (default 0)")
     optimizer_flags.add_arguments(p)
-    p.add_argument("--batch-size", type=_batch_size, default=32,
+    p.add_argument("--batch-size", type=_batch_size, default=None,
                    help="global mini-batch size, or auto: from 32 grown toward the gradient noise "
                         "scale while training, the learning rate scaled with it (AdaptiveBatchSize; "
-                        "default 32)")
+                        "default 32; a second-order optimizer: the whole training set, one "
+                        "iteration per epoch)")
     p.add_argument("--epochs", type=integer(1), default=100, help="maximum number of epochs (default 100)")
     p.add_argument("--patience", type=integer(0), default=10,
                    help="early stopping patience in epochs on val_loss, restoring the best "
@@ -83,7 +92,9 @@ def add_arguments(p):
                         "(default 0.1; early stopping needs it > 0)")
     p.add_argument("--seed", type=integer(0), default=0,
                    help="seed for weights, split, shuffling, dropout (default 0)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--dtype", default=None, choices=["float32", "float64"],
+                   help="weights' dtype (default float32; float64 for a second-order optimizer, "
+                        "which needs it)")
     p.add_argument("--out", default=None, help="run folder (default runs/train-<timestamp>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace what --out holds (a finished or interrupted run)")
@@ -122,12 +133,33 @@ def _batch_size(text):
 def _first_batch(args, opt, n, ranks) -> int:
     """The batch of the first step; for ``auto`` its options checked against the data and the
     ranks now, before anything is printed (the memory cap is applied by fit)."""
+    if isinstance(opt, optimizers.SecondOrderMethod):
+        return n if args.batch_size is None else args.batch_size
     if args.batch_size != AUTO:
-        return args.batch_size
+        return 32 if args.batch_size is None else args.batch_size
     return AdaptiveBatchSize().make_controller(n, ranks, opt).batch_size
 
 
+def _check_second_order(args, opt, n):
+    """What fit would refuse for a second-order method, refused before anything is printed:
+    float32, dropout, a batch below the training set unless asked, ``auto``."""
+    if not isinstance(opt, optimizers.SecondOrderMethod):
+        return
+    if args.dtype != "float64":
+        raise ArgumentError("dtype", args.dtype, f"float64 for --optimizer {opt.name} (its "
+                            "matrices lose most of their digits in float32)", "drop {dtype}")
+    if args.dropout > 0:
+        raise ArgumentError("dropout", args.dropout, f"0 for --optimizer {opt.name}: it compares "
+                            "losses of one function within an iteration", "drop {dropout}")
+    if args.batch_size == AUTO:
+        raise ArgumentError("batch_size", AUTO, f"a number, or left out (the whole set), for "
+                            f"--optimizer {opt.name}")
+    check_full_batch(opt.name, args.batch_size, n, opt.allow_mini_batch)
+
+
 def _check_memory(sizes, args, opt, batch):
+    if isinstance(opt, optimizers.SecondOrderMethod):
+        return _check_second_order_memory(sizes, args, opt, batch)
     slots = len([k for k in opt.init(np.zeros(1)) if k != "step"])
     need = training_bytes(sizes, batch, slots, args.dtype)
     have = available_bytes()
@@ -140,6 +172,21 @@ def _check_memory(sizes, args, opt, batch):
                             f"{human_bytes(need['total'])} ({parts}; `gradfit memory "
                             f"{' '.join(map(str, sizes))}`) and {human_bytes(have)} are available",
                             "use smaller {hidden} widths or a smaller {batch_size}")
+
+
+def _check_second_order_memory(sizes, args, opt, batch):
+    """The memory guard with the method's own bytes (its n x n matrices) on top of the
+    network's weights, gradient and activations at the full batch."""
+    n = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    base = training_bytes(sizes, batch, 0, "float64")["total"]
+    have = guard_bytes()     # $GRADFIT_MEMORY_AVAILABLE, else MemAvailable (the guard's)
+    try:
+        opt.check_memory(n, network="-".join(map(str, sizes)), examples=batch,
+                         outputs=sizes[-1], available=None if have is None else max(have - base, 0))
+    except InsufficientMemoryError as exc:
+        raise ArgumentError("optimizer", opt.name, "an optimizer whose matrices fit in memory",
+                            literal(f"{exc} (the network itself takes {human_bytes(base)} "
+                                    "more)")) from None
 
 
 def _settings(args) -> dict:
@@ -240,6 +287,9 @@ def run(args):
         ds.x_train, ds.y_train, val_fraction=args.val_fraction, seed=args.seed,
         stratify=task.kind == "classification" and ds.y_train.ndim == 1)
     sizes = [x_tr.shape[1], *hidden, task.out_dim]
+    second = isinstance(opt, optimizers.SecondOrderMethod)
+    args.dtype = args.dtype or ("float64" if second else "float32")
+    _check_second_order(args, opt, len(x_tr))
     _check_memory(sizes, args, opt, _first_batch(args, opt, len(x_tr), comm.size))
     folder = args.out or (folders.default_folder() if comm.rank == 0 else None)
     folder = comm.bcast_obj(folder, root=0) if comm.size > 1 else folder
@@ -314,7 +364,8 @@ def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # a NaN stop is printed once, above
         history = model.fit(train[0], train[1], batch_size=args.batch_size, epochs=args.epochs,
-                            validation_data=val, callbacks=cbs, verbose=verbose)
+                            validation_data=val if len(val[0]) else None,   # --val-fraction 0
+                            callbacks=cbs, verbose=verbose)
         # 4. The outcome: the model (atomically), results.json, the figure, one final line;
         #    a Ctrl-C now waits until they are written.
         with deferred_interrupts() as signals:

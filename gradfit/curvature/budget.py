@@ -56,8 +56,10 @@ def check_memory(method: str, n: int, network: str | None = None, available=None
     peak = "" if need["peak_bytes"] == need["matrix_bytes"] else \
         f" ({human_bytes(need['peak_bytes'])} at its peak, with the working copy)"
     lbfgs = method_bytes("lbfgs", n, history=history)
+    others = [f"'lbfgs' (history {human_bytes(lbfgs['matrix_bytes'])})",
+              "'newton_cg' (Hessian-vector products, a few vectors of n)", "'adam'"]
+    others = [o for o in others if not o.startswith(f"'{method}'")]
     raise InsufficientMemoryError(
         f"{method} on {where} needs {need['matrix']} = {human_bytes(need['matrix_bytes'])}{peak}; "
-        f"{human_bytes(limit)} available: use 'lbfgs' (history {human_bytes(lbfgs['matrix_bytes'])}), "
-        f"'newton_cg' (Hessian-vector products, a few vectors of n) or 'adam', whose memory grows "
-        f"as n, not n\u00b2")
+        f"{human_bytes(limit)} available: use {', '.join(others[:-1])} or {others[-1]}, whose "
+        "memory grows as n, not n\u00b2")

@@ -87,10 +87,13 @@ class SecondOrderMethod(Declared):
     def check(self, objective) -> None:
         """Refuse an objective this method cannot work on (before any weights change)."""
 
-    def check_memory(self, n: int, network=None, examples=None, outputs: int = 1) -> dict:
+    def check_memory(self, n: int, network=None, examples=None, outputs: int = 1,
+                     available=None) -> dict:
         """The memory guard (`gradfit.curvature.check_memory`) for this method on n weights:
-        raises InsufficientMemoryError before anything is allocated."""
-        return check_memory(self.name, n, network=network, examples=examples, outputs=outputs,
+        raises InsufficientMemoryError before anything is allocated.  ``available``: bytes
+        (default: the guard's own, $GRADFIT_MEMORY_AVAILABLE or MemAvailable)."""
+        return check_memory(self.name, n, network=network, available=available,
+                            examples=examples, outputs=outputs,
                             history=getattr(self, "history", 10))
 
     def init(self, params, segments=None, network=None) -> dict:
@@ -125,8 +128,8 @@ def check_full_batch(method: str, batch_size, examples: int,
         "batch_size", batch_size,
         f"the {examples:,} training examples (or None: the whole set) for '{method}', a "
         "full-batch method: its line search or damping rule compares losses of one function",
-        "pass {batch_size} None, or construct the method with {allow_mini_batch}=True to "
-        "take one iteration per batch")
+        "leave {batch_size} out (the whole set), or set {allow_mini_batch} for one iteration "
+        "per batch")
 
 
 @contextmanager
