@@ -27,11 +27,13 @@ SUBCOMMANDS = {
     "train": ("gradfit.commands.train", "train a network (default: digits, Adam, early stopping)"),
     "evaluate": ("gradfit.commands.evaluate", "loss and metrics of a saved model on a dataset"),
     "predict": ("gradfit.commands.predict", "predictions of a saved model, written as CSV"),
-    "compare": ("gradfit.commands.compare", "optimizer comparison on toy problems or a network"),
+    "compare": ("gradfit.commands.compare", "optimizer comparison on toy problems, a network, "
+                "or second-order methods against first-order ones"),
     "noise-scale": ("gradfit.commands.noise_scale", "train and measure the gradient noise scale"),
     "batch-sweep": ("gradfit.commands.batch_sweep", "steps vs examples over batch sizes: critical batch size"),
     "bench": ("gradfit.commands.bench", "BLAS, training-throughput and optimizer-step benchmarks"),
-    "memory": ("gradfit.commands.memory", "memory of parameters, Hessian, optimizer state, activations"),
+    "memory": ("gradfit.commands.memory", "memory of parameters, Hessian, optimizer state, "
+               "activations, and the bytes of each second-order method"),
     "data": ("gradfit.commands.data", "pack data into shards for out-of-core training; print an index"),
 }
 
