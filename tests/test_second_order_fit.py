@@ -9,7 +9,8 @@ import pytest
 
 import gradfit
 from gradfit import Dense, Dropout, Input, Sequential
-from gradfit.callbacks import BackupAndRestore, EarlyStopping, ReduceLROnPlateau
+from gradfit.callbacks import (BackupAndRestore, EarlyStopping, GradientNoiseScale,
+                               ReduceLROnPlateau)
 from gradfit.curvature import ENV_VAR, InsufficientMemoryError
 from gradfit.lab.second_order import build_model, sin_problem
 from gradfit.optimizers.second_order import METHODS, LevenbergMarquardt, Objective, SecondOrderError
@@ -120,9 +121,10 @@ def test_a_mini_batch_only_when_asked():
 def test_refusals_come_before_any_weight_changes(monkeypatch):
     model = _model("lm")
     w0 = model.params.copy()
-    with pytest.raises(ValueError, match="callbacks must be callbacks that leave the learning rate "
-                                         "alone: 'lm' has none, got 'ReduceLROnPlateau'"):
-        model.fit(SIN.x, SIN.y, callbacks=[ReduceLROnPlateau()], verbose=0)
+    for cb in (ReduceLROnPlateau(), GradientNoiseScale()):
+        with pytest.raises(ValueError, match="callbacks must be callbacks that need no learning "
+                                             f"rate .* 'lm' has neither, got '{type(cb).__name__}'"):
+            model.fit(SIN.x, SIN.y, callbacks=[cb], verbose=0)
     mae = build_model(SIN, 0)
     mae.compile(optimizer="lm", loss="mae")
     with pytest.raises(SecondOrderError, match="'lm' needs a squared-error or cross-entropy loss"):

@@ -7,7 +7,8 @@ gradient.
   the full-batch loss before its iteration, as a first-order epoch's is the mean of its
   batches' losses before their updates). A smaller batch only when the method was built with
   ``allow_mini_batch=True`` (then each step is one iteration on that batch). ``"auto"``,
-  callbacks that change a learning rate (these methods have none), dropout (a line search
+  callbacks that change a learning rate or measure mini-batch gradients (these methods have
+  neither), dropout (a line search
   compares losses of one function), a float32 model, a loss the method has no form for, the
   GPU backend and a network whose matrices do not fit in memory are each refused with one
   message, before anything is trained.
@@ -27,6 +28,7 @@ import numpy as np
 from ..backend import get_backend
 from ..callbacks.adaptive_batch_size import AUTO, AdaptiveBatchSize
 from ..callbacks.base import print_msg
+from ..callbacks.gradient_noise_scale import GradientNoiseScale
 from ..callbacks.learning_rate_scheduler import LearningRateScheduler
 from ..callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from ..checks import ArgumentError, check_int
@@ -34,7 +36,10 @@ from ..layers import Dropout
 from ..optimizers.second_order import (Objective, SecondOrderError, SecondOrderMethod,
                                        check_full_batch)
 
-_RATE_CALLBACKS = (ReduceLROnPlateau, LearningRateScheduler, AdaptiveBatchSize)
+#: callbacks that change a learning rate or read a mini-batch gradient's norms: these
+#: methods have neither
+_FIRST_ORDER_CALLBACKS = (ReduceLROnPlateau, LearningRateScheduler, AdaptiveBatchSize,
+                          GradientNoiseScale)
 
 
 def is_second_order(optimizer) -> bool:
@@ -55,9 +60,10 @@ def prepare(model, x, y, batch_size, callbacks) -> int:
     batch_size = n if batch_size is None else check_int("batch_size", batch_size, 1, n)
     check_full_batch(name, batch_size, n, method.allow_mini_batch)
     for cb in callbacks or []:
-        if isinstance(cb, _RATE_CALLBACKS):
-            raise ArgumentError("callbacks", type(cb).__name__, f"callbacks that leave the "
-                                f"learning rate alone: '{name}' has none", "drop it")
+        if isinstance(cb, _FIRST_ORDER_CALLBACKS):
+            raise ArgumentError("callbacks", type(cb).__name__, f"callbacks that need no learning "
+                                f"rate and no mini-batch gradients: '{name}' has neither",
+                                "drop it")
     if any(isinstance(layer, Dropout) and layer.rate > 0 for layer in model.layers):
         raise SecondOrderError(f"'{name}' compares losses of one function within an iteration, "
                                "and dropout would change the function at every evaluation: "
