@@ -88,14 +88,14 @@ def test_batch_sweep_fits_and_reports_an_unreached_batch_size(tmp_path, capsys):
     (["batch-sweep", "--batch-sizes", "8,a"], "comma-separated integers"),
     (["batch-sweep", "--batch-sizes", "8,4096"], "[4096] are larger than the"),
     (["batch-sweep", "--min-exp", "5", "--max-exp", "3"], "B_small < B_big"),
-    (["batch-sweep", "--target-accuracy", "1.5"], "--target-accuracy must be in (0, 1), got 1.5"),
-    (["batch-sweep", "--target-loss", "-1"], "--target-loss must be > 0"),
+    (["batch-sweep", "--target-accuracy", "1.5"], "argument --target-accuracy: must be a finite number > 0.0 and < 1.0, got 1.5"),
+    (["batch-sweep", "--target-loss", "-1"], "argument --target-loss: must be a finite number > 0.0, got -1.0"),
     (["batch-sweep", "--lrs", "0.1,-1"], "positive learning rates"),
-    (["batch-sweep", "--max-epochs", "0"], "--max-epochs must be a positive integer, got 0"),
-    (["noise-scale", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["batch-sweep", "--max-epochs", "0"], "argument --max-epochs: must be an integer >= 1, got 0"),
+    (["noise-scale", "--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got 0"),
     (["noise-scale", "--batch-size", "99999"], "larger than the"),
-    (["noise-scale", "--every", "0"], "--every must be"),
-    (["noise-scale", "--lr", "0"], "--lr must be > 0"),
+    (["noise-scale", "--every", "0"], "argument --every: must be an integer >= 1"),
+    (["noise-scale", "--lr", "0"], "argument --lr/--learning-rate: must be a finite number > 0.0, got 0.0"),
 ])
 def test_bad_arguments_are_rejected(argv, message, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2

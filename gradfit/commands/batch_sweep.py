@@ -19,6 +19,7 @@ from ..noise_scale import b_crit, fit_steps_examples, plot_frontier
 from ..noise_scale.sweep import sweep
 from ..utils import set_random_seed
 from .common import run_folder, write_json
+from .types import integer, number
 from .noise_scale import add_model_arguments, new_model, power_of_two, prepare
 
 SCALING = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
@@ -28,24 +29,24 @@ def add_arguments(p):
     add_model_arguments(p)
     p.add_argument("--batch-sizes", default=None,
                    help="comma-separated batch sizes, e.g. 8,32,128,512 (default: 2^min-exp .. 2^max-exp)")
-    p.add_argument("--min-exp", type=int, default=3, help="smallest batch size 2^min-exp (default 3: 8)")
-    p.add_argument("--max-exp", type=int, default=10, help="largest batch size 2^max-exp (default 10: 1024)")
+    p.add_argument("--min-exp", type=integer(0), default=3, help="smallest batch size 2^min-exp (default 3: 8)")
+    p.add_argument("--max-exp", type=integer(0), default=10, help="largest batch size 2^max-exp (default 10: 1024)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--target-loss", type=float, default=None,
+    g.add_argument("--target-loss", type=number(above=0.0), default=None,
                    help="target TRAINING loss, measured on a fixed subset of --eval-examples training "
                         "examples (default 0.25 when no target is given)")
-    g.add_argument("--target-accuracy", type=float, default=None, help="target validation accuracy in (0, 1)")
+    g.add_argument("--target-accuracy", type=number(above=0.0, below=1.0), default=None, help="target validation accuracy in (0, 1)")
     p.add_argument("--lrs", default="0.01,0.03,0.1,0.3,1",
                    help="learning-rate grid at the smallest batch size (default 0.01,0.03,0.1,0.3,1)")
     p.add_argument("--lr-scaling", default="none", choices=sorted(SCALING),
                    help="multiply the grid by (B/B_min)^p at batch size B: none p=0, sqrt p=0.5, "
                         "linear p=1; the best of the grid is used at every B (default none)")
-    p.add_argument("--max-epochs", type=int, default=20, help="budget per run in epochs (default 20)")
-    p.add_argument("--eval-examples", type=int, default=2000,
+    p.add_argument("--max-epochs", type=integer(1), default=20, help="budget per run in epochs (default 20)")
+    p.add_argument("--eval-examples", type=integer(1), default=2000,
                    help="training examples on which the target loss is measured (default 2000)")
-    p.add_argument("--growth", type=float, default=0.05,
+    p.add_argument("--growth", type=number(above=0.0, maximum=1.0), default=0.05,
                    help="checks at steps growing by this fraction: S is exact to it (default 0.05)")
-    p.add_argument("--noise-every", type=int, default=10, help="measure B_simple every K steps (default 10)")
+    p.add_argument("--noise-every", type=integer(1), default=10, help="measure B_simple every K steps (default 10)")
 
 
 def parse_batch_sizes(args, n_train):
@@ -87,21 +88,8 @@ def parse_lrs(text):
 
 def _target(args):
     if args.target_accuracy is not None:
-        if not 0 < args.target_accuracy < 1:
-            raise ValueError(f"--target-accuracy must be in (0, 1), got {args.target_accuracy}")
         return "accuracy", args.target_accuracy
-    loss = 0.25 if args.target_loss is None else args.target_loss
-    if not (math.isfinite(loss) and loss > 0):
-        raise ValueError(f"--target-loss must be > 0, got {loss}")
-    return "loss", loss
-
-
-def _check_counts(args):
-    for name in ("max_epochs", "eval_examples", "noise_every"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if not 0 < args.growth <= 1:
-        raise ValueError(f"--growth must be in (0, 1], got {args.growth}")
+    return "loss", 0.25 if args.target_loss is None else args.target_loss
 
 
 def _write_csv(path, rows, keys):
@@ -114,7 +102,6 @@ def _write_csv(path, rows, keys):
 
 def run(args):
 
-    _check_counts(args)
     kind, target = _target(args)
     lrs = parse_lrs(args.lrs)
     (x_tr, y_tr), (x_val, y_val), ds, hidden = prepare(args)

@@ -41,7 +41,7 @@ def add_arguments(p):
                      help="names, e.g. sgd momentum nesterov nesterov_lookahead adagrad rmsprop adadelta adam "
                           "newton lm bfgs lbfgs newton_cg gauss_newton (default: the first-order ones "
                           "but nesterov_lookahead, and newton lm bfgs)")
-    toy.add_argument("--steps", type=int, default=None, help="steps per run (default: the problem's own)")
+    toy.add_argument("--steps", type=integer(1), default=None, help="steps per run (default: the problem's own)")
     toy.add_argument("--gif", action="store_true", help="also write an animated GIF of the paths")
     toy.add_argument("--out", default=None, help="run folder (default runs/compare-toy-<timestamp>)")
 
@@ -52,15 +52,15 @@ def add_arguments(p):
                      help="mnist: 784-1000-1000-10 (files in $GRADFIT_DATA/mnist/); digits: 64-128-128-10, "
                           "offline and quick (default mnist)")
     net.add_argument("--data-dir", default=None, help="folder holding mnist/ (overrides $GRADFIT_DATA)")
-    net.add_argument("--epochs", type=int, default=None, help="full budget in epochs (default: mnist 10, digits 60)")
-    net.add_argument("--tune-epochs", type=float, default=None,
+    net.add_argument("--epochs", type=integer(1), default=None, help="full budget in epochs (default: mnist 10, digits 60)")
+    net.add_argument("--tune-epochs", type=number(above=0.0), default=None,
                      help="budget of each learning-rate trial; a fraction < 1 is one pass over that "
                           "fraction of the training set (default: mnist 0.5, digits 10)")
-    net.add_argument("--train-examples", type=int, default=None,
+    net.add_argument("--train-examples", type=integer(1), default=None,
                      help="train on a random subset of this many examples (default: all)")
     net.add_argument("--optimizers", nargs="+", default=None,
                      help="names, e.g. nesterov adagrad rmsprop adadelta adam (the default)")
-    net.add_argument("--seed", type=int, default=0, help="seed for data subsets, weights, batches, dropout")
+    net.add_argument("--seed", type=integer(0), default=0, help="seed for data subsets, weights, batches, dropout")
     net.add_argument("--quick", action="store_true",
                      help="the digits variant on a short budget (20 epochs, 5-epoch trials): seconds")
     net.add_argument("--out", default=None, help="run folder (default runs/compare-net-<timestamp>)")
@@ -120,8 +120,6 @@ def run(args):
         return _run_second_order(args)
     if target == "toy":
         out = run_folder(args.out, "compare-toy")
-        if args.steps is not None and args.steps < 1:
-            raise ValueError(f"--steps must be a positive integer, got {args.steps}")
         result = run_toy_comparison(out, problem=args.problem, optimizers=_names(args.optimizers),
                                     steps=args.steps, gif=args.gif)
     else:

@@ -25,6 +25,7 @@ import numpy as np
 from .. import callbacks, datasets, optimizers
 from ..noise_scale import plot_b_simple
 from ..utils import set_random_seed
+from .types import integer, number
 from .common import add_data_arguments, build_network, load_data, parse_hidden, run_folder, write_json
 
 
@@ -35,22 +36,22 @@ def add_model_arguments(p, hidden="128", optimizer="sgd", lr=0.1):
     p.add_argument("--activation", default="relu", help="relu, tanh, sigmoid, ... (default relu)")
     p.add_argument("--optimizer", default=optimizer,
                    help=f"sgd, adam, ... (default {optimizer}: plain SGD, as the paper's MNIST runs)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
+    p.add_argument("--val-fraction", type=number(above=0.0, below=1.0), default=0.1,
                    help="fraction of the training set held out for validation (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, split and shuffling (default 0)")
+    p.add_argument("--seed", type=integer(0), default=0, help="seed for weights, split and shuffling (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/<command>-<timestamp>)")
 
 
 def add_arguments(p):
     add_model_arguments(p)
-    p.add_argument("--lr", "--learning-rate", dest="lr", type=float, default=0.1,
+    p.add_argument("--lr", "--learning-rate", dest="lr", type=number(above=0.0), default=0.1,
                    help="learning rate (default 0.1)")
-    p.add_argument("--batch-size", type=int, default=128, help="batch size to train with (default 128)")
-    p.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
-    p.add_argument("--every", type=int, default=1,
+    p.add_argument("--batch-size", type=integer(1), default=128, help="batch size to train with (default 128)")
+    p.add_argument("--epochs", type=integer(1), default=5, help="epochs (default 5)")
+    p.add_argument("--every", type=integer(1), default=1,
                    help="measure every K steps (default 1: cheap on the loop's gradient norms)")
-    p.add_argument("--ema", type=float, default=0.95, help="EMA beta of |G|^2 and tr(Sigma) (default 0.95)")
-    p.add_argument("--min-steps", type=int, default=10, help="measured steps before a value (default 10)")
+    p.add_argument("--ema", type=number(0.0, below=1.0), default=0.95, help="EMA beta of |G|^2 and tr(Sigma) (default 0.95)")
+    p.add_argument("--min-steps", type=integer(1), default=10, help="measured steps before a value (default 10)")
 
 
 def make_optimizer(name, lr):
@@ -59,8 +60,6 @@ def make_optimizer(name, lr):
 
 def prepare(args):
     """(train, validation, dataset, hidden widths) with the arguments checked."""
-    if not 0 < args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     hidden = parse_hidden(args.hidden)
     ds = load_data(args)
     if ds.num_classes is None:
@@ -99,13 +98,6 @@ def recommend(steps, values, n_train):
 
 
 def run(args):
-
-    for name in ("batch_size", "epochs", "every", "min_steps"):
-        v = getattr(args, name)
-        if v < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {v}")
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
     set_random_seed(args.seed)
     (x_tr, y_tr), (x_val, y_val), ds, hidden = prepare(args)
     if args.batch_size > len(x_tr):
