@@ -69,9 +69,12 @@ class Conversion:
                 out = np.ascontiguousarray(y, dtype=self.dtype)
             _check_finite(out, "y", origin, where)
             return out
+        if y.ndim == 2 and y.shape[1] == 1:        # a column of labels, as Keras takes
+            y = y[:, 0]
         if y.ndim != 1:
             raise DatasetError(f"{where}: class labels must be one number per row, got y of "
-                               f"shape {y.shape}")
+                               f"shape {y.shape}; one-hot targets take "
+                               f"loss='categorical_crossentropy'")
         if y.dtype.kind == "f":
             bad = ~np.isfinite(y) | (y != np.round(y))
             if bad.any():

@@ -10,7 +10,7 @@ a packed directory (path or ``datasets.open``)     `PackedSource`       permutat
                                                                         or the block shuffle
 `PyDataset` (gradfit's or Keras's) with a length   `PyDatasetSource`    permutation of batches
 an endless `PyDataset`, a generator, an iterable   `PyDatasetSource` /  the stream's own
-of (x, y) batches                                  `StreamSource`
+(a list) of (x, y) batches                         `StreamSource`
 a source already                                   itself
 =================================================  ===================  =======================
 """
@@ -56,18 +56,20 @@ def as_source(x, y=None, *, name: str = "x"):
         return _from_path(Path(x), y, name)
     if is_pydataset(x):
         return PyDatasetSource(x)
+    if _is_stream(x):
+        return StreamSource(x)
     if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "__array__"):
         if isinstance(y, (str, os.PathLike)):
             y = np.load(y, mmap_mode="r")
         return ArraySource(x, y, name=name)
-    if _is_stream(x):
-        return StreamSource(x)
     raise TypeError(f"cannot train on {name} of type {type(x).__name__}; pass a numpy array (or "
                     f"memmap), a .npy path, a packed directory, a PyDataset, or a generator of "
                     f"(x, y) batches")
 
 
 def _is_stream(x) -> bool:
+    if isinstance(x, list) and x and isinstance(x[0], tuple):   # a list of (x, y) batches
+        return True
     return (hasattr(x, "__iter__") and not isinstance(x, (str, bytes, dict, list, tuple, np.ndarray))
             and not hasattr(x, "__array__") and not is_source(x) and not is_pydataset(x))
 

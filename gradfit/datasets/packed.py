@@ -24,7 +24,7 @@ from .base import DatasetError
 from .convert import Conversion
 from .packed_format import INDEX, index_bytes, parse_index, read_header, record_dtype, sha256_file
 from .shuffle import block_order
-from .sources import Request, check_range
+from .sources import Request, Rows, check_range, request_rows
 
 _MAX_OPEN = 256            # file descriptors kept open per process (least recently used go)
 _CHUNK_BYTES = 64 << 10    # the block shuffle's read unit: one read of 64 KiB costs about a seek
@@ -96,6 +96,10 @@ class PackedSource:
     def num_classes(self):
         return self.index.get("num_classes")
 
+    @property
+    def has_targets(self) -> bool:
+        return "y" in self.record.names
+
     def bind(self, conversion: Conversion) -> None:
         self.conversion = conversion
 
@@ -108,7 +112,10 @@ class PackedSource:
         return rng.permutation(len(self))
 
     def fetch(self, request: Request):
-        rows = np.asarray(request.key, dtype=np.int64).reshape(-1)
+        rows = request_rows(request.key, len(self))
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop, dtype=np.int64)
+        rows = rows.reshape(-1)
         records = self.read_rows(rows, request.where)
         with self._lock:                       # prefetch threads fetch concurrently
             self.rows_read += len(rows)
@@ -121,6 +128,23 @@ class PackedSource:
 
     def peek(self):
         return self.fetch(Request(0, 0, np.arange(min(len(self), 2))))
+
+    def subset(self, rows) -> Rows:
+        """A source over ``rows`` of this one (a random split: `Rows`)."""
+        return Rows(self, rows)
+
+    def targets(self, chunk_bytes: int = 16 << 20):
+        """Every row's target in its stored dtype (None without targets), read in chunks of
+        ``chunk_bytes``: the labels of a large set (1 byte per row for uint8 labels) without
+        ever holding more than one chunk of the rows themselves."""
+        if "y" not in self.record.names:
+            return None
+        y = np.empty((len(self), *self.record["y"].shape), dtype=self.record["y"].base)
+        step = max(1, chunk_bytes // self.record.itemsize)
+        for lo in range(0, len(self), step):
+            hi = min(lo + step, len(self))
+            y[lo:hi] = self.read_rows(np.arange(lo, hi), "reading the targets")["y"]
+        return y
 
     def describe(self) -> dict:
         d = {"kind": "packed", "rows": len(self), "index_sha256": self._index_sha,

@@ -58,7 +58,7 @@ class _BatchChecks:
         return x, None if y is None else self.conversion.y(y, batch_row, where)
 
     def describe(self) -> dict:
-        return {"kind": self._kind, "type": self._type_name}
+        return {"kind": self._kind, "type": self.type_name}
 
     def check_unchanged(self) -> None:
         """Python objects: nothing to watch."""
@@ -106,7 +106,7 @@ class PyDatasetSource(_BatchChecks):
         self.num_batches = None if n is None else int(n)
         self.unit = "batch" if n is not None else "stream"
         self._what = f"{type(dataset).__name__}.__getitem__"
-        self._type_name = type(dataset).__name__
+        self.type_name = type(dataset).__name__
         workers = int(getattr(dataset, "workers", 1))
         self.prefetch = {"workers": max(workers, 0),
                          "processes": bool(getattr(dataset, "use_multiprocessing", False)),
@@ -124,9 +124,9 @@ class PyDatasetSource(_BatchChecks):
         try:
             batch = self.dataset[i]
         except Exception as exc:
-            raise DatasetError(f"{request.where}: {self._type_name}.__getitem__({i}) raised "
+            raise DatasetError(f"{request.where}: {self.type_name}.__getitem__({i}) raised "
                                f"{type(exc).__name__}: {exc}") from exc
-        return self._check(batch, f"{request.where} ({self._type_name}[{i}])")
+        return self._check(batch, f"{request.where} ({self.type_name}[{i}])")
 
     def peek(self):
         return self.fetch(Request(0, 0, 0))
@@ -152,7 +152,7 @@ class StreamSource(_BatchChecks):
                             f"{type(data).__name__}")
         self.data = data
         self._what = "the generator" if iter(data) is data else f"iterating {type(data).__name__}"
-        self._type_name = type(data).__name__
+        self.type_name = type(data).__name__
         self._it = None
         self._pos = 0            # batches drawn from the current iteration
         self._peeked = None      # (position, batch) read by peek, not yet consumed
