@@ -13,8 +13,8 @@ from .layers import Flatten, Input, Layer
 from .params import FlatParams
 from .parallel import get_comm
 from .saving import save_model
-from .train.evaluation import evaluate as evaluate_arrays
-from .train.loop import fit as fit_arrays
+from .train.evaluation import evaluate as evaluate_source, predict as predict_source
+from .train.loop import fit as fit_source
 from .train.state import TrainState
 from .train.step import train_step
 from .checks import ArgumentError, check_int
@@ -188,10 +188,19 @@ class Sequential:
         x = np.asarray(to_numpy(x)) if not isinstance(x, np.ndarray) else x
         if x.dtype.kind not in "biuf":
             raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
-        if x.ndim > 2:  # examples with several axes: only a model that starts with Flatten
-            example = tuple(x.shape[1:])
+        x = x.reshape(self.check_input_shape(x.shape, name))
+        check_finite(name, x)
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def check_input_shape(self, shape, name="x") -> tuple[int, int]:
+        """``(n, input width)``: inputs of ``shape`` ``(n, *example shape)`` as the Dense layers
+        take them, or a ValueError saying how to fix the shape. Examples with several axes need
+        a model that starts with `Flatten`; an unbuilt one takes its input shape from them."""
+        shape = tuple(int(s) for s in shape)
+        if len(shape) > 2:  # examples with several axes: only a model that starts with Flatten
+            example = shape[1:]
             if not self._flattens_first():
-                raise ValueError(f"{name} has shape {x.shape}: examples of shape {example}; Dense "
+                raise ValueError(f"{name} has shape {shape}: examples of shape {example}; Dense "
                                  f"layers take vectors: start the model with "
                                  f"Flatten(input_shape={example}) or pass x.reshape(len(x), -1)")
             if self.input_shape is None and not self.built:
@@ -199,15 +208,14 @@ class Sequential:
             if example != self.input_shape:
                 raise ValueError(f"{name} has examples of shape {example}, the model expects "
                                  f"{self.input_shape}")
-            x = x.reshape(len(x), math.prod(example))
-        if x.ndim != 2:
-            raise ValueError(f"{name} must have shape (n, features), got shape {x.shape}; "
+            shape = (shape[0], math.prod(example))
+        if len(shape) != 2:
+            raise ValueError(f"{name} must have shape (n, features), got shape {shape}; "
                              "flatten images with x.reshape(len(x), -1)")
-        if self.input_dim is not None and x.shape[1] != self.input_dim:
-            raise ValueError(f"{name} has {x.shape[1]} features per example, the model expects "
+        if self.input_dim is not None and shape[1] != self.input_dim:
+            raise ValueError(f"{name} has {shape[1]} features per example, the model expects "
                              f"{self.input_dim}")
-        check_finite(name, x)
-        return np.ascontiguousarray(x, dtype=self.dtype)
+        return shape
 
     def check_targets(self, y, n, name="y"):
         y = np.asarray(to_numpy(y))
@@ -319,30 +327,26 @@ class Sequential:
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            drop_remainder=True):
-        """Train; see `gradfit.train.loop.fit` for the procedure. Returns a `History`."""
-        return fit_arrays(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                   callbacks=callbacks, validation_split=validation_split,
-                   validation_data=validation_data, shuffle=shuffle,
-                   initial_epoch=initial_epoch, drop_remainder=drop_remainder)
+            drop_remainder=True, steps_per_epoch=None, validation_steps=None):
+        """Train on arrays, a memmap or ``.npy`` path, a packed directory, a PyDataset or a
+        generator; see `gradfit.train.loop.fit` for the procedure. Returns a `History`."""
+        return fit_source(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                          callbacks=callbacks, validation_split=validation_split,
+                          validation_data=validation_data, shuffle=shuffle,
+                          initial_epoch=initial_epoch, drop_remainder=drop_remainder,
+                          steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
-        """Loss and metrics over (x, y): a float without metrics, else [loss, *metrics]
-        (or a dict with `return_dict=True`), exactly averaged over every example."""
-        x = self.check_inputs(x)
-        self.prepare(x)
-        y = self.check_targets(y, len(x))
-        return _logs_result(evaluate_arrays(self, x, y, batch_size), return_dict)
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False, steps=None):
+        """Loss and metrics over ``x`` (and ``y``; any input ``fit`` takes): a float without
+        metrics, else [loss, *metrics] (or a dict with `return_dict=True`), exactly averaged
+        over every example (``steps`` batches of a generator, else all of them)."""
+        return _logs_result(evaluate_source(self, x, y, _batch_size(batch_size, x), steps=steps),
+                            return_dict)
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """Network outputs for x, computed in batches (inference mode: dropout off)."""
-        batch_size = check_int("batch_size", batch_size, 1)
-        x = self.check_inputs(x)
-        self._ensure_built(x)
-        out = np.empty((len(x), self.output_dim), dtype=self.dtype)
-        for s in range(0, len(x), batch_size):
-            out[s:s + batch_size] = to_numpy(self.forward(xp().asarray(x[s:s + batch_size])))
-        return out
+    def predict(self, x, batch_size=None, verbose=0, steps=None):
+        """Network outputs for every row of ``x`` (any input ``fit`` takes), computed in batches
+        (inference mode: dropout off)."""
+        return predict_source(self, x, _batch_size(batch_size, x), steps=steps)
 
     def __call__(self, x, training=False):
         return self.predict(x)
@@ -427,6 +431,12 @@ class Sequential:
         """Write the model (architecture, weights, compile settings, optimizer state) to one
         file, atomically, with a SHA-256 checksum. See `gradfit.saving`."""
         save_model(self, path, include_optimizer=include_optimizer)
+
+
+def _batch_size(batch_size, x) -> int:
+    """Keras's default for evaluate / predict: 32 rows per batch (a PyDataset or a generator
+    brings its own batches, and the value is not used)."""
+    return 32 if batch_size is None else batch_size
 
 
 def _batch_position(comm, rows: int) -> tuple[int, int]:

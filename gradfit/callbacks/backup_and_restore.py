@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 
+from ..datasets import check_same_source
 from ..saving import CorruptFileError, model_payload, read_archive, restore_payload, write_archive
 from ..checks import check_int
 from .base import Callback
@@ -54,10 +55,11 @@ class BackupAndRestore(Callback):
     # -- saving ---------------------------------------------------------------------------------
     def _write(self):
         model = self.model
+        snapshot = model.train_state.snapshot(model.comm)    # collective: every rank takes part
         if model.comm.rank != 0:
             return
         meta, arrays = model_payload(model)
-        meta["training"] = _split_arrays(model.train_state.snapshot(), arrays, "state")
+        meta["training"] = _split_arrays(snapshot, arrays, "state")
         write_archive(self.path, meta, arrays)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -82,6 +84,8 @@ class BackupAndRestore(Callback):
         model = self.model
         try:
             meta, arrays = read_archive(self.path)
+            # other data: refused before the weights change (the backup stays as it is)
+            check_same_source(meta["training"].get("source"), model.train_state.source)
             restore_payload(model, meta, arrays)
         except CorruptFileError as exc:
             raise CorruptFileError(f"{exc}. The backup of an interrupted run is unusable: delete "
@@ -90,7 +94,7 @@ class BackupAndRestore(Callback):
         saved_lr = (meta.get("compile") or {}).get("optimizer", {}).get("config", {}).get("learning_rate")
         if isinstance(saved_lr, (int, float)):
             model.optimizer.learning_rate = float(saved_lr)
-        model.train_state.restore(_join_arrays(meta["training"], arrays))
+        model.train_state.restore(_join_arrays(meta["training"], arrays), model.comm.rank)
 
     def on_train_end(self, logs=None):
         if self._interrupted():     # the run did not end: keep the backup to resume it

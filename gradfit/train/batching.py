@@ -55,8 +55,15 @@ def rank_slice(batch: np.ndarray, rank: int, size: int) -> tuple[np.ndarray, int
 
     Shares are equal when `size` divides the batch (always, except for the partial last batch
     of ``drop_remainder=False``, where they differ by at most one example)."""
-    bounds = np.linspace(0, len(batch), size + 1).astype(int)
-    return batch[bounds[rank]:bounds[rank + 1]], int(bounds[rank])
+    lo, hi = rank_bounds(len(batch), rank, size)
+    return batch[lo:hi], lo
+
+
+def rank_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
+    """``[lo, hi)``: rank ``rank``'s contiguous share of ``n`` rows cut into ``size`` shares
+    (equal when ``size`` divides ``n``, else differing by at most one row)."""
+    bounds = np.linspace(0, n, size + 1).astype(int)
+    return int(bounds[rank]), int(bounds[rank + 1])
 
 
 def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = True) -> int:

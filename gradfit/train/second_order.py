@@ -35,6 +35,7 @@ from ..checks import ArgumentError, check_int
 from ..layers import Dropout
 from ..optimizers.second_order import (Objective, SecondOrderError, SecondOrderMethod,
                                        check_full_batch)
+from . import data
 
 #: callbacks that change a learning rate or read a mini-batch gradient's norms: these
 #: methods have neither
@@ -46,11 +47,17 @@ def is_second_order(optimizer) -> bool:
     return isinstance(optimizer, SecondOrderMethod)
 
 
-def prepare(model, x, y, batch_size, callbacks) -> int:
+def prepare(model, source, batch_size, callbacks) -> int:
     """The global batch of every step (the whole set unless given), after every check of the
-    module docstring; raises before anything is trained."""
-    method, n = model.optimizer, len(x)
+    module docstring; raises before anything is trained. ``source``: the training rows, bound
+    to the model (`gradfit.train.data`; a generator or a PyDataset has no whole set)."""
+    method = model.optimizer
     name = method.name
+    if source.unit != "row":
+        raise SecondOrderError(f"'{name}' takes the whole training set as one batch: give it "
+                               f"rows (arrays, a memmap, a packed directory), not "
+                               f"{data.describe(source)}")
+    n = len(source)
     if get_backend() != "numpy":
         raise SecondOrderError(f"'{name}' runs on the CPU (numpy): its matrices and SciPy's "
                                f"solvers are host-side; set_backend('numpy') first")
@@ -68,7 +75,7 @@ def prepare(model, x, y, batch_size, callbacks) -> int:
         raise SecondOrderError(f"'{name}' compares losses of one function within an iteration, "
                                "and dropout would change the function at every evaluation: "
                                "remove the Dropout layers, or train with a first-order optimizer")
-    objective = Objective(model, x[:1], y[:1], examples=batch_size)   # dtype and loss checks
+    objective = Objective(model, *data.first_rows(model, source), examples=batch_size)  # dtype, loss
     method.check(objective)
     method.check_memory(model.flat.size, network=objective.describe(), examples=batch_size,
                         outputs=model.output_dim)
