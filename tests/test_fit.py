@@ -253,7 +253,8 @@ BAD_FIT = {
     "batch > n": (dict(batch_size=41), "batch_size must be at most the 40 training examples, got 41"),
     "empty val": (dict(validation_data=(np.zeros((0, 6)), np.zeros(0, dtype=int))), "empty"),
     "val width": (dict(validation_data=(np.zeros((5, 7)), np.zeros(5, dtype=int))), "7 features"),
-    "val labels": (dict(validation_data=(np.zeros((5, 6)), np.full(5, 3))), "labels out of range"),
+    "val labels": (dict(validation_data=(np.zeros((5, 6)), np.full(5, 3))),
+                   "validation data row 0: label 3 is out of range; class labels must be 0..2"),
     "val lengths": (dict(validation_data=(np.zeros((5, 6)), np.zeros(4, dtype=int))), "5 and 4"),
     "val NaN": (dict(validation_data=(np.full((5, 6), np.nan), np.zeros(5, dtype=int))), "NaN"),
     "split 1": (dict(validation_split=1.0), r"\[0, 1\)"),
@@ -282,10 +283,12 @@ def test_bad_data_for_fit():
     before = model.params.copy()
     with pytest.raises(ValueError, match="different lengths: 40 and 39"):
         model.fit(X, Y[:39], verbose=0)
-    with pytest.raises(ValueError, match=r"labels out of range.*\[1, 5\]"):
+    first = int(np.flatnonzero(Y == 0)[0])
+    with pytest.raises(ValueError, match=rf"before training: data row {first}: label 5 is out "
+                                         r"of range; class labels must be 0..2"):
         model.fit(X, np.where(Y == 0, 5, Y), verbose=0)
     bad = X.copy()
     bad[17, 2] = np.nan
-    with pytest.raises(ValueError, match=r"index \(17, 2\)"):
+    with pytest.raises(ValueError, match=r"before training: data row 17, column 2: x is nan"):
         model.fit(bad, Y, verbose=0)
     np.testing.assert_array_equal(model.params, before)

@@ -67,7 +67,7 @@ def test_float64_values_that_overflow_float32_are_refused_after_conversion():
     src = ArraySource(x, np.zeros(4, int))
     src.bind(Conversion("float32"))
     assert np.isfinite(src.fetch(_req([0, 1]))[0]).all()
-    with pytest.raises(DatasetError, match=r"x row 2, column 1: x is inf"):
+    with pytest.raises(DatasetError, match=r"data row 2, column 1: x is inf"):
         src.fetch(_req([0, 2]))
     src.bind(Conversion("float64"))
     assert src.fetch(_req([0, 2]))[0][1, 1] == 1e39
@@ -76,7 +76,7 @@ def test_float64_values_that_overflow_float32_are_refused_after_conversion():
 def test_labels_out_of_range_negative_or_fractional_are_named():
     src = ArraySource(np.zeros((6, 2)), np.array([0, 1, 2, 9, 1, 0]))
     src.bind(Conversion("float32", num_classes=3, labels=True))
-    with pytest.raises(DatasetError, match=r"x row 3: label 9 is out of range; class labels must "
+    with pytest.raises(DatasetError, match=r"data row 3: label 9 is out of range; class labels must "
                                            r"be 0..2 \(the model has 3 outputs\)"):
         src.fetch(_req([0, 3]))
     src = ArraySource(np.zeros((3, 2)), np.array([0.0, 1.5, 1.0]))
@@ -93,12 +93,12 @@ def test_regression_targets_become_the_model_dtype_and_must_be_finite():
     src = ArraySource(np.zeros((3, 2)), y)
     src.bind(Conversion("float64", labels=False))
     assert src.fetch(_req([0, 2]))[1].dtype == np.float64
-    with pytest.raises(DatasetError, match=r"x row 1: y is inf"):
+    with pytest.raises(DatasetError, match=r"data row 1: y is inf"):
         src.fetch(_req([1]))
 
 
 def test_array_source_refuses_bad_arrays_before_any_work():
-    with pytest.raises(DatasetError, match="holds no rows"):
+    with pytest.raises(DatasetError, match=r"x is empty \(0 rows"):
         ArraySource(np.zeros((0, 3)))
     with pytest.raises(DatasetError, match="different lengths: 4 and 3"):
         ArraySource(np.zeros((4, 3)), np.zeros(3))
