@@ -324,3 +324,54 @@ def test_auto_batch_on_two_ranks_follows_one_process(tmp_path):
     assert rec1["history"]["batch_size"] == recs[0]["history"]["batch_size"]
     assert relerr(one, params[0]) <= TOL64
     assert np.array_equal(params[0], params[1]) and recs[1]["trajectory"] == recs[0]["trajectory"]
+
+
+# ------------------------------------------------------------------ streaming sources (issue 16)
+SOURCE_KINDS = ("packed", "block", "memmap", "pydataset", "generator")
+
+
+@pytest.fixture(scope="module")
+def source_runs(tmp_path_factory):
+    """{n: (per-rank weights, per-rank records)} of fit_sources.py on 1 process and 2 ranks."""
+    need_mpi()
+    from gradfit.datasets import pack
+    data = tmp_path_factory.mktemp("source-data")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (264, 10), dtype=np.uint8)     # 11 global batches of 24
+    y = (x[:, 0] // 64).astype(np.int64)
+    np.save(data / "x.npy", x)
+    np.save(data / "y.npy", y)
+    pack(x, y, data / "packed", shard_rows=40)
+    got = {}
+    for n in (0, 2):
+        res = tmp_path_factory.mktemp(f"sources{n}")
+        code, text = job(n, [sys.executable, SCRIPTS / "fit_sources.py", data, res])
+        assert code == 0, f"{n or 1} rank(s) failed (status {code}):\n{text}"
+        ranks = max(n, 1)
+        got[n] = ([dict(np.load(res / f"rank{r}.npz")) for r in range(ranks)],
+                  [json.loads((res / f"rank{r}.json").read_text()) for r in range(ranks)])
+    return got
+
+
+@pytest.mark.parametrize("kind", SOURCE_KINDS)
+def test_two_ranks_over_a_streaming_source_train_the_one_process_model(source_runs, kind):
+    (one,), (rec1,) = source_runs[0]
+    params, records = source_runs[2]
+    assert one[kind].dtype == np.float64
+    assert relerr(one[kind], params[0][kind]) <= TOL64, kind
+    assert np.array_equal(params[0][kind], params[1][kind])
+    assert records[0][kind]["steps"] == rec1[kind]["steps"] == 22     # equal steps, every rank
+    for key, values in rec1[kind]["history"].items():
+        assert relerr(values, records[0][kind]["history"][key]) <= TOL64, (kind, key)
+
+
+@pytest.mark.parametrize("kind", ["packed", "block", "memmap"])
+def test_each_rank_reads_only_its_share_of_every_global_batch(source_runs, kind):
+    (_,), (rec1,) = source_runs[0]
+    _, records = source_runs[2]
+    trained = 2 * 11 * 24
+    assert rec1[kind]["rows_read"] == trained
+    assert [r[kind]["rows_read"] for r in records] == [trained // 2, trained // 2]
+    # validation: each rank its contiguous half of the 50 rows, every epoch
+    assert rec1[kind]["val_rows_read"] == 2 * 50
+    assert [r[kind]["val_rows_read"] for r in records] == [50, 50]
