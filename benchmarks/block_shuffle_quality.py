@@ -40,7 +40,6 @@ def parse(argv=None):
                          "shard size gives Mosaic's py1b)")
     ap.add_argument("--shards", type=int, default=60)
     ap.add_argument("--packed", default=None, help="where to keep the packed copy (default: temporary)")
-    ap.add_argument("--loop", default="reference", choices=["reference", "fit"])
     ap.add_argument("--data-dir", default=None, help="folder holding mnist/ (default $GRADFIT_DATA)")
     return ap.parse_args(argv)
 
@@ -58,7 +57,7 @@ def run(folder, order, seed, args, xt, yt):
                          chunk_rows=args.chunk_rows, verify=False)
     hidden = [int(h) for h in args.hidden.split(",")]
     model = common.build_model((784,), layers=[*hidden, 10], seed=seed)
-    common.train_epochs(model, source, args.batch_size, epochs=args.epochs, loop=args.loop)
+    common.train_epochs(model, source, args.batch_size, epochs=args.epochs)
     return 100 * model.evaluate(xt, yt, batch_size=1000, return_dict=True)["accuracy"]
 
 
@@ -76,7 +75,7 @@ def main(argv=None):
               f"{probe.shard_rows[0]} rows; blocks of {args.block_rows} rows made of chunks of "
               f"{probe.chunk_rows} rows: each block reads at most {runs} runs of the files")
         print(f"784-{args.hidden.replace(',', '-')}-10, Adam, batch {args.batch_size}, "
-              f"{args.epochs} epochs, loop {args.loop}")
+              f"{args.epochs} epochs")
         acc = {"full": [], "block": []}
         for seed in seeds:
             for order in acc:

@@ -43,8 +43,6 @@ def parse(argv=None):
     ap.add_argument("--memory-rows", type=int, default=200_000,
                     help="rows of the in-memory run (default 200,000: 627 MB as float32)")
     ap.add_argument("--order", default="full", choices=["full", "block"])
-    ap.add_argument("--loop", default="reference", choices=["reference", "fit"],
-                    help="see benchmarks/stream_common.py (default reference until fit streams)")
     ap.add_argument("--mode", default="both", choices=["both", "stream", "memory"])
     return ap.parse_args(argv)
 
@@ -54,7 +52,7 @@ def run_stream(args):
     model = common.build_model(source.row_shape)
     base = common.rss_anon_mib()
     with common.PeakSampler() as mem:
-        seconds, samples = common.train_epochs(model, source, args.batch_size, loop=args.loop,
+        seconds, samples = common.train_epochs(model, source, args.batch_size,
                                                steps_per_epoch=args.steps or None)
     return {"mode": "stream", "rows": len(source), "samples": samples, "seconds": seconds,
             "samples_per_s": samples / seconds, "rss_anon_before_mib": base,
@@ -99,8 +97,7 @@ def main(argv=None):
             raise SystemExit(f"the {mode} run failed (exit {out.returncode})")
         results[mode] = json.loads(line[len("RESULT "):])
     s, m = results["stream"], results["memory"]
-    print(f"784-512-512-10, batch {args.batch_size}, {args.threads} BLAS threads, loop "
-          f"{args.loop}, order {args.order}")
+    print(f"784-512-512-10, batch {args.batch_size}, {args.threads} BLAS threads, order {args.order}")
     for r in (s, m):
         print(f"  {r['mode']:<7} {r['samples']:>9} samples in {r['seconds']:7.1f} s: "
               f"{r['samples_per_s']:8.0f} samples/s; RssAnon {r['rss_anon_before_mib']:.0f} MiB "

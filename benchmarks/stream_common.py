@@ -1,10 +1,6 @@
 """Shared by the streaming benchmarks (stream_make, stream_bench, stream_ranks,
-block_shuffle_quality): the RssAnon sampler, the network, one epoch over a source.
-
-``--loop fit`` trains with ``model.fit(source, ...)``: what the numbers in docs/ are to be
-measured with once the loop streams (issue 16, phase 2). ``--loop reference`` (the default
-until then) runs tests/stream_reference.py, the data side of the loop as ``fit`` is to call
-it: same order, batches, prefetch and `train_step`, no callbacks.
+block_shuffle_quality): the RssAnon sampler, the network, training over a source with
+``model.fit(source, ...)``.
 """
 import os
 import re
@@ -15,11 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))                 # run from a checkout
-sys.path.insert(1, str(ROOT / "tests"))       # the reference loop (phase 1 only)
 
 import gradfit  # noqa: E402
 from gradfit.parallel import launch  # noqa: E402
-from stream_reference import stream_fit  # noqa: E402
 
 # this project's environment forces an old OpenBLAS kernel; measure numpy as a user runs it
 # (see benchmarks/data_parallel.py)
@@ -69,20 +63,13 @@ def build_model(row_shape=(28, 28), layers=LAYERS[1:], seed=0, dtype="float32"):
     return model
 
 
-def train_epochs(model, source, batch_size, epochs=1, loop="reference", shuffle=True,
-                 steps_per_epoch=None):
-    """Train on ``source``; returns (seconds, samples trained)."""
+def train_epochs(model, source, batch_size, epochs=1, shuffle=True, steps_per_epoch=None):
+    """``model.fit(source)``; returns (seconds, samples trained)."""
     start = time.perf_counter()
-    if loop == "fit":
-        model.fit(source, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=0,
-                  steps_per_epoch=steps_per_epoch)
-        state = model.train_state
-    else:
-        state = stream_fit(model, source, batch_size=batch_size, epochs=epochs, shuffle=shuffle,
-                           steps_per_epoch=steps_per_epoch)
+    model.fit(source, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=0,
+              steps_per_epoch=steps_per_epoch)
     seconds = time.perf_counter() - start
-    steps = int(state.opt["step"])
-    return seconds, steps * batch_size
+    return seconds, int(model.train_state.opt["step"]) * batch_size
 
 
 def child_env(threads):

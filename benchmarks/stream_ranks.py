@@ -28,7 +28,6 @@ def parse(argv=None):
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=0, help="steps (default: one whole epoch)")
-    ap.add_argument("--loop", default="reference", choices=["reference", "fit"])
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -37,7 +36,7 @@ def worker(args):
     comm = get_comm()
     source = open_packed(args.packed, verify=False)
     model = common.build_model(source.row_shape)
-    seconds, samples = common.train_epochs(model, source, args.batch_size, loop=args.loop,
+    seconds, samples = common.train_epochs(model, source, args.batch_size,
                                            steps_per_epoch=args.steps or None)
     print("RESULT " + json.dumps({"rank": comm.rank, "size": comm.size, "rows_read": source.rows_read,
                                   "samples": samples, "seconds": seconds,
@@ -63,7 +62,7 @@ def main(argv=None):
     print(f"load average before: {os.getloadavg()}")
     one = launch_run(args, 1, args.ranks)[0]
     many = launch_run(args, args.ranks, 1)
-    print(f"784-512-512-10, global batch {args.batch_size}, loop {args.loop}")
+    print(f"784-512-512-10, global batch {args.batch_size}")
     print(f"  1 x {args.ranks}: {one['samples']} samples, {one['rows_read']} rows read, "
           f"{one['samples_per_s']:.0f} samples/s")
     for r in many:
