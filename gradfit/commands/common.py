@@ -9,15 +9,18 @@ import time
 import numpy as np
 
 from .. import datasets
-from ..layers import Dense, Dropout, Input
+from ..layers import Dense, Dropout, Flatten, Input
 from ..model import Sequential
 from .types import integer
 
 
-def add_data_arguments(p):
+def add_data_arguments(p, streams: bool = False):
+    more = (", a packed directory (gradfit data pack) or x.npy with --labels y.npy, both "
+            "streamed from disk batch by batch") if streams else ""
     p.add_argument("--data", default="digits",
-                   help="digits (bundled, offline), mnist, fashion-mnist, or a .npz/.csv file "
-                        "(default: digits). MNIST files are read from $GRADFIT_DATA/mnist/ or the user cache")
+                   help=f"digits (bundled, offline), mnist, fashion-mnist, a .npz/.csv file{more} "
+                        "(default: digits). MNIST files are read from $GRADFIT_DATA/mnist/ or the "
+                        "user cache")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ and fashion-mnist/ (overrides $GRADFIT_DATA)")
     p.add_argument("--split-seed", type=integer(0), default=0,
                    help="seed of the train/test split for data without its own test set (digits, "
@@ -62,8 +65,12 @@ def parse_hidden(text: str) -> list[int]:
 
 
 def build_network(input_dim, hidden, activation, dropout, num_classes, out_dim, dtype="float32"):
-    """Input -> [Dense(h, activation) (+ Dropout)]* -> softmax (classes) or linear output."""
-    layers = [Input(shape=(input_dim,))]
+    """Input -> [Dense(h, activation) (+ Dropout)]* -> softmax (classes) or linear output.
+
+    ``input_dim``: the width of an input row, or its shape (rows of several axes, such as
+    packed 28 x 28 images, enter through a Flatten)."""
+    shape = tuple(input_dim) if isinstance(input_dim, (tuple, list)) else (int(input_dim),)
+    layers = [Input(shape=shape)] + ([Flatten()] if len(shape) > 1 else [])
     for h in hidden:
         layers.append(Dense(h, activation=activation,
                             kernel_initializer="he_uniform" if activation == "relu" else "glorot_uniform"))

@@ -38,9 +38,8 @@ import numpy as np
 from .. import optimizers
 from ..callbacks import AdaptiveBatchSize, BackupAndRestore, Callback, CSVLogger, EarlyStopping
 from ..callbacks.adaptive_batch_size import AUTO, LOG_KEYS
-from ..checks import ArgumentError, literal
+from ..checks import ArgumentError, SpelledError, literal
 from ..curvature import InsufficientMemoryError, available_bytes as guard_bytes
-from ..datasets import train_val_test_split
 from ..datasets.task import TASKS, decide_task
 from ..layers.activations import ACTIVATIONS
 from ..memory import available_bytes, human_bytes, training_bytes
@@ -52,6 +51,7 @@ from ..train.guard import deferred_interrupts
 from ..utils import set_random_seed
 from . import optimizer_flags
 from . import run_folder as folders
+from . import train_data
 from .common import add_data_arguments, build_network, load_data, parse_hidden, read_json, write_json
 from .outcome import final_line, read_outcome, results
 from .types import integer, number
@@ -60,13 +60,16 @@ from .types import integer, number
 EXIT_STATUS = {"finished": 0, "early_stop": 0, "optimizer_stop": 0, "nan": 3, "interrupted": 130}
 
 #: settings a resume must keep (see the module docstring), by their argparse dest
-RESUME_MUST_MATCH = ("data", "split_seed", "x_key", "y_key", "label_column", "header", "task",
-                     "num_classes", "val_fraction", "seed", "hidden", "activation", "dropout",
-                     "dtype", "optimizer", "batch_size")
+RESUME_MUST_MATCH = ("data", "labels", "split_seed", "x_key", "y_key", "label_column", "header",
+                     "task", "num_classes", "val_fraction", "seed", "hidden", "activation",
+                     "dropout", "dtype", "optimizer", "batch_size")
 
 
 def add_arguments(p):
-    add_data_arguments(p)
+    add_data_arguments(p, streams=True)
+    p.add_argument("--labels", default=None,
+                   help="with --data x.npy: the .npy file of targets, one per row (both are read "
+                        "batch by batch, never loaded whole)")
     p.add_argument("--task", default="auto", choices=TASKS,
                    help="what to learn: auto decides from the targets (printed first), or "
                         "classification / regression (default auto)")
@@ -197,13 +200,14 @@ def _settings(args) -> dict:
 
 
 def _on_rank0(comm, fn):
-    """``fn()`` on rank 0; its error is raised on every rank (no rank is left waiting)."""
+    """``fn()`` on rank 0; its error (a bad argument, bad data) is raised on every rank (no
+    rank is left waiting)."""
     failure = None
     result = None
     if comm.rank == 0:
         try:
             result = fn()
-        except ArgumentError as exc:
+        except SpelledError as exc:
             failure = exc
     failure = comm.bcast_obj(failure, root=0) if comm.size > 1 else failure
     if failure is not None:
@@ -281,16 +285,12 @@ def run(args):
     hidden = parse_hidden(args.hidden)
     opt = optimizer_flags.build(args)
     set_random_seed(args.seed)
-    ds = load_data(args)
-    task = decide_task(ds.y_train, ds.y_test, args.task, args.num_classes, ds.source_rows, ds.source)
-    (x_tr, y_tr), (x_val, y_val), _ = train_val_test_split(
-        ds.x_train, ds.y_train, val_fraction=args.val_fraction, seed=args.seed,
-        stratify=task.kind == "classification" and ds.y_train.ndim == 1)
-    sizes = [x_tr.shape[1], *hidden, task.out_dim]
+    task, data = _data(args, comm)
+    sizes = [data.width, *hidden, task.out_dim]
     second = isinstance(opt, optimizers.SecondOrderMethod)
     args.dtype = args.dtype or ("float64" if second else "float32")
-    _check_second_order(args, opt, len(x_tr))
-    _check_memory(sizes, args, opt, _first_batch(args, opt, len(x_tr), comm.size))
+    _check_second_order(args, opt, data.rows[0])
+    _check_memory(sizes, args, opt, _first_batch(args, opt, data.rows[0], comm.size))
     folder = args.out or (folders.default_folder() if comm.rank == 0 else None)
     folder = comm.bcast_obj(folder, root=0) if comm.size > 1 else folder
     lock = folders.RunLock(folder, "gradfit " + shlex.join(sys.argv[1:])) if comm.rank == 0 else None
@@ -301,11 +301,23 @@ def run(args):
             config, changed, at = _on_rank0(comm, lambda: _resume_changes(folder, args, opt))
         elif comm.rank == 0 and args.overwrite:
             folders.clear(folder)
-        return _train(args, comm, verbose, folder, (mode, config, changed, at), ds, task, opt,
-                      (x_tr, y_tr), (x_val, y_val), sizes, lock)
+        return _train(args, comm, verbose, folder, (mode, config, changed, at), data, task, opt,
+                      sizes, lock)
     finally:
         if lock is not None:
             lock.release()
+
+
+def _data(args, comm):
+    """(task, `TrainData`): arrays in memory, or a source streamed from disk (`train_data`)."""
+    if not train_data.on_disk(args.data):
+        ds = load_data(args)
+        task = decide_task(ds.y_train, ds.y_test, args.task, args.num_classes, ds.source_rows,
+                           ds.source)
+        return task, train_data.in_memory(args, ds, task)
+    source, targets = train_data.open_on_disk(args)
+    _on_rank0(comm, lambda: train_data.verify(source))   # once, before anything is printed
+    return train_data.split_on_disk(args, source, targets)
 
 
 def _lock_and_check(lock, folder, args) -> str:
@@ -319,18 +331,21 @@ def _lock_and_check(lock, folder, args) -> str:
         raise
 
 
-def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes, lock):
+def _train(args, comm, verbose, folder, resume, data, task, opt, sizes, lock):
     """Steps 2-4 of `run`, with the folder locked: announce, train, record the outcome.
     ``resume``: (mode "start" / "resume", saved config, changed settings, where it resumes)."""
     mode, config, changed, at = resume
     chief = comm.rank == 0
-    model = build_network(sizes[0], sizes[1:-1], args.activation, args.dropout,
+    model = build_network(data.row_shape, sizes[1:-1], args.activation, args.dropout,
                           task.num_classes, task.out_dim, args.dtype)
     model.compile(optimizer=opt, loss=task.loss, metrics=list(task.metrics))
     # 2. Say what will happen; the configuration is written once a resume is restored.
     if chief:
         model.summary()
         print(f"Task: {task.describe()}")
+        if data.streamed:
+            print(f"Data: {args.data}, streamed from disk ({' / '.join(map(str, data.rows))} rows "
+                  f"train / validation / test, read batch by batch)")
         if getattr(lock, "note", None):
             print(f"Run folder: {lock.note}")
         if mode == "resume":
@@ -339,10 +354,10 @@ def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes
                   + (f"; changed: {said}" if said else "") + ")")
         else:
             print(f"Run folder: {folder}" + (" (replacing what it held)" if args.overwrite else ""))
-    record = {"command": "train", **_settings(args), "dataset": ds.name,
-              "decided_task": task.describe(),
-              "train_examples": len(train[0]), "validation_examples": len(val[0]),
-              "test_examples": len(ds.x_test), "loss": task.loss, "metrics": list(task.metrics),
+    record = {"command": "train", **_settings(args), "dataset": data.name,
+              "decided_task": task.describe(), "train_examples": data.rows[0],
+              "validation_examples": data.rows[1], "test_examples": data.rows[2],
+              "streamed": data.streamed, "loss": task.loss, "metrics": list(task.metrics),
               "optimizer_config": optimizers.serialize(model.optimizer), "model": model.get_config(),
               "mpi_ranks": comm.size, "resumes": []}
     if mode == "resume":
@@ -363,30 +378,29 @@ def _train(args, comm, verbose, folder, resume, ds, task, opt, train, val, sizes
     cbs.append(_RunStart(write_config, changed.get("learning_rate", [None, None])[1]))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # a NaN stop is printed once, above
-        history = model.fit(train[0], train[1], batch_size=args.batch_size, epochs=args.epochs,
-                            validation_data=val if len(val[0]) else None,   # --val-fraction 0
-                            callbacks=cbs, verbose=verbose)
+        history = model.fit(*data.train, batch_size=args.batch_size, epochs=args.epochs,
+                            validation_data=data.val, callbacks=cbs, verbose=verbose)
         # 4. The outcome: the model (atomically), results.json, the figure, one final line;
         #    a Ctrl-C now waits until they are written.
         with deferred_interrupts() as signals:
-            outcome = read_outcome(model, history, early, probe=train[0][:256])
-            test = model.evaluate(ds.x_test, ds.y_test, batch_size=256, return_dict=True) \
+            outcome = read_outcome(model, history, early, probe=data.probe())
+            test = model.evaluate(*data.test, batch_size=256, return_dict=True) \
                 if outcome.usable else None
             if chief:
-                _write_outcome(model, folder, outcome, history, test, ds, sizes, args)
+                _write_outcome(model, folder, outcome, history, test, data.name, sizes, args)
     if signals and chief:
         print(f"({signals[0]} received after training ended: the run's files were written whole)")
     return EXIT_STATUS[outcome.ended]
 
 
-def _write_outcome(model, folder, outcome, history, test, ds, sizes, args):
+def _write_outcome(model, folder, outcome, history, test, name, sizes, args):
     if outcome.usable:
         model.save(os.path.join(folder, "model.gfm"))
     write_json(os.path.join(folder, "results.json"), results(outcome, history.history, test))
     if history.history.get("loss"):
         plot_history({k: v for k, v in history.history.items() if k not in LOG_KEYS},
                      os.path.join(folder, "history.png"),
-                     title=f"{ds.name}: {'-'.join(map(str, sizes))}",
+                     title=f"{name}: {'-'.join(map(str, sizes))}",
                      mark=outcome.kept_epoch, mark_label=outcome.kept_text())
     resume = _resume_command(args, folder) if outcome.ended == "interrupted" else None
     print(final_line(outcome, test, folder, resume))

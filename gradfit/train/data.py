@@ -123,8 +123,7 @@ def validation_source(model, train, validation_data, validation_split):
 def describe(source) -> str:
     """The source in words, for messages and the first line of training."""
     if source.unit == "row":
-        what = {"ArraySource": "examples", "PackedSource": "packed rows"}
-        return f"{len(source)} {what.get(type(source).__name__, 'rows')}"
+        return f"{len(source)} examples"
     if source.unit == "batch":
         return f"a {source.type_name} of {source.num_batches} batches"
     endless = "an endless " if getattr(source, "dataset", None) is not None else "a "
