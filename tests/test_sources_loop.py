@@ -1,6 +1,7 @@
 """``fit``, ``evaluate`` and ``predict`` over every input kind train and compute exactly what
 they do on the array in memory: a packed uint8 set, a memmap, a PyDataset, a generator (the
 one loop reads them all through `gradfit.train.feed`), bit for bit."""
+import io
 import multiprocessing
 import threading
 import warnings
@@ -10,7 +11,7 @@ import pytest
 
 import gradfit
 from gradfit import Dense, Dropout, Input, Sequential
-from gradfit.callbacks import AdaptiveBatchSize, Callback, EarlyStopping
+from gradfit.callbacks import AdaptiveBatchSize, Callback, EarlyStopping, ProgbarLogger
 from gradfit.datasets import DatasetError, PyDataset, Request, as_source, pack
 from gradfit.datasets import open as open_packed
 from gradfit.train.batching import next_batch, rank_slice
@@ -294,3 +295,27 @@ def test_the_request_carries_this_ranks_rows_only():
         seen += len(batch)
     assert sources[0].rows_read + sources[1].rows_read == seen
     assert abs(sources[0].rows_read - sources[1].rows_read) <= seen // (B + 1)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("steps", [None, N // B])
+def test_the_progress_bar_shows_a_total_when_known_and_a_count_when_not(steps):
+    x, y = _data()
+    bar = _Terminal()
+    model = _model()
+    model.fit(_endless(x, y) if steps else (b for b in _batches(x, y)), epochs=1,
+              steps_per_epoch=steps, verbose=1,
+              callbacks=[ProgbarLogger(verbose=1, stream=bar, interval=0)])
+    drawn = bar.getvalue()
+    if steps:
+        assert f"1/{steps} [" in drawn and "Unknown" not in drawn
+    else:
+        assert "1/Unknown" in drawn and f"{N // B}/{N // B} - " in drawn
+
+
+def _batches(x, y):
+    return [(x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]) for i in range(N // B)]
