@@ -45,21 +45,25 @@ class Conversion:
         if self.num_classes is not None:
             check_int("num_classes", self.num_classes, 1, owner="Conversion")
 
-    def x(self, x, origin, where: str) -> np.ndarray:
+    def x(self, x, origin, where: str, check: bool = True) -> np.ndarray:
         """``x`` as a C-contiguous model-dtype array; DatasetError on a non-numeric or
-        non-finite value."""
+        non-finite value (``check=False``: values already checked, only converted)."""
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise DatasetError(f"{where}: x has dtype {x.dtype}; data must be numeric "
                                f"(bool, integer or float)")
-        with np.errstate(over="ignore"):     # an overflow to inf is reported just below
+        if x.dtype.kind == "f" and x.dtype.itemsize > np.dtype(self.dtype).itemsize:
+            with np.errstate(over="ignore"):     # an overflow to inf is reported just below
+                out = np.ascontiguousarray(x, dtype=self.dtype)
+        else:
             out = np.ascontiguousarray(x, dtype=self.dtype)
-        if x.dtype.kind == "f":      # integers cannot overflow float32 to inf, nor be NaN
+        if check and x.dtype.kind == "f":   # integers cannot overflow float32 to inf, nor be NaN
             _check_finite(out, "x", origin, where)
         return out
 
-    def y(self, y, origin, where: str) -> np.ndarray:
-        """``y`` as int64 class labels or model-dtype targets; DatasetError on a bad value."""
+    def y(self, y, origin, where: str, check: bool = True) -> np.ndarray:
+        """``y`` as int64 class labels or model-dtype targets; DatasetError on a bad value
+        (``check=False``: values already checked, only converted)."""
         y = np.asarray(y)
         if y.dtype.kind not in "biuf":
             raise DatasetError(f"{where}: y has dtype {y.dtype}; targets must be numeric")
@@ -67,10 +71,13 @@ class Conversion:
         if not labels:
             with np.errstate(over="ignore"):
                 out = np.ascontiguousarray(y, dtype=self.dtype)
-            _check_finite(out, "y", origin, where)
+            if check:
+                _check_finite(out, "y", origin, where)
             return out
         if y.ndim == 2 and y.shape[1] == 1:        # a column of labels, as Keras takes
             y = y[:, 0]
+        if not check:
+            return y.astype(np.int64)
         if y.ndim != 1:
             raise DatasetError(f"{where}: class labels must be one number per row, got y of "
                                f"shape {y.shape}; one-hot targets take "
@@ -82,16 +89,12 @@ class Conversion:
                 raise DatasetError(f"{where}: {origin(i)}: label {y[i].item()!r} is not a whole "
                                    f"number; class labels must be integers 0..num_classes-1")
         out = y.astype(np.int64)
-        if out.size:
-            low = out < 0
-            high = out >= self.num_classes if self.num_classes is not None else low
-            bad = low | high
-            if bad.any():
-                i = int(np.argmax(bad))
-                valid = (f"0..{self.num_classes - 1} (the model has {self.num_classes} outputs)"
-                         if self.num_classes is not None else ">= 0")
-                raise DatasetError(f"{where}: {origin(i)}: label {int(out[i])} is out of range; "
-                                   f"class labels must be {valid}")
+        top = self.num_classes
+        if out.size and (out.min() < 0 or (top is not None and out.max() >= top)):
+            i = int(np.argmax((out < 0) | (out >= top if top is not None else False)))
+            valid = f"0..{top - 1} (the model has {top} outputs)" if top is not None else ">= 0"
+            raise DatasetError(f"{where}: {origin(i)}: label {int(out[i])} is out of range; "
+                               f"class labels must be {valid}")
         return out
 
 

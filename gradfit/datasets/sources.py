@@ -128,6 +128,7 @@ class ArraySource:
         self.prefetch = {"workers": workers, "processes": False, "depth": depth}
         self.rows_read = 0
         self.offset = 0           # the first row's number in the file (after `take`)
+        self.checked = (False, False)   # (x, y) checked whole by `check_all`: converted only
 
     @property
     def has_targets(self) -> bool:
@@ -155,6 +156,7 @@ class ArraySource:
                            name=self.name, workers=self.prefetch["workers"],
                            depth=self.prefetch["depth"])
         part.conversion, part.offset = self.conversion, self.offset + lo
+        part.checked = self.checked
         return part
 
     def subset(self, rows) -> "Rows":
@@ -171,10 +173,11 @@ class ArraySource:
 
     def fetch(self, request: Request):
         rows = request_rows(request.key, len(self))      # a slice reads a view: no gather
-        self.rows_read += len(range(len(self))[rows]) if isinstance(rows, slice) else len(rows)
-        origin = self._origin(rows)
-        x = self.conversion.x(self.x[rows], origin, request.where)
-        y = None if self.y is None else self.conversion.y(self.y[rows], origin, request.where)
+        self.rows_read += rows.stop - rows.start if isinstance(rows, slice) else len(rows)
+        origin, (check_x, check_y) = self._origin(rows), self.checked
+        x = self.conversion.x(self.x[rows], origin, request.where, not check_x)
+        y = None if self.y is None else self.conversion.y(self.y[rows], origin, request.where,
+                                                          not check_y)
         return x, y
 
     def _origin(self, rows):
@@ -188,7 +191,8 @@ class ArraySource:
         whole file first) and ``y`` always (targets are small), with the conversion's checks;
         ``targets(y_chunk)``, when given, checks each converted chunk of ``y`` too (the loss's
         shape and range rules). ``fit`` calls it before any work, so that bad values in
-        memory cost no training."""
+        memory cost no training; what passed is then only converted per batch (the checks
+        cost more than the gather on small batches)."""
         row_bytes = max(1, int(np.prod(self.row_shape, dtype=np.int64)) * 8)
         step = max(1, chunk_bytes // row_bytes)
         for lo in range(0, len(self), step):
@@ -200,6 +204,8 @@ class ArraySource:
                 y = self.conversion.y(self.y[part], origin, "before training")
                 if targets is not None:
                     targets(y)
+        # what passed is not checked again batch by batch (a memmap's rows still are)
+        self.checked = (self.in_memory, True)
 
     def peek(self):
         return self.fetch(Request(0, 0, np.arange(min(len(self), 2))))

@@ -62,8 +62,7 @@ def rank_slice(batch: np.ndarray, rank: int, size: int) -> tuple[np.ndarray, int
 def rank_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
     """``[lo, hi)``: rank ``rank``'s contiguous share of ``n`` rows cut into ``size`` shares
     (equal when ``size`` divides ``n``, else differing by at most one row)."""
-    bounds = np.linspace(0, n, size + 1).astype(int)
-    return int(bounds[rank]), int(bounds[rank + 1])
+    return rank * n // size, (rank + 1) * n // size      # integers: exact, and cheap per step
 
 
 def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = True) -> int:
