@@ -5,14 +5,17 @@ past Keras and Mosaic: a 2-rank run killed mid-epoch resumes on 1 rank (and the 
 1e-10 (float64) of the uninterrupted run, since the global batch never depends on the rank count.
 """
 import json
-import os
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gradfit.datasets import pack
+import gradfit
+from gradfit.callbacks import BackupAndRestore, Callback
+from gradfit.datasets import DatasetError, pack
+from gradfit.datasets import open as open_packed
 
 from test_mpi_fit import job, need_mpi, relerr
 
@@ -96,3 +99,41 @@ def test_a_run_killed_mid_epoch_resumes_on_another_number_of_ranks(tmp_path, dat
     assert relerr(want, got) <= 1e-10, relerr(want, got)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert relerr(ref["history"][key], res["history"][key]) <= 1e-10, key
+
+
+def test_a_shard_damaged_mid_run_keeps_the_last_backup_and_the_repaired_run_resumes(tmp_path,
+                                                                                  data):
+    """fit over a packed set with BackupAndRestore every 3 steps; a shard truncated after step
+    7: fit stops at its batch with the message, the backup of step 6 stays; with the shard's
+    bytes back, the same fit resumes from it and ends with the uninterrupted weights."""
+    def model():
+        gradfit.set_random_seed(2)
+        m = gradfit.Sequential([gradfit.Input(shape=(10,)), gradfit.Dense(8, activation="relu"),
+                                gradfit.Dense(4, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return m
+    packed = tmp_path / "packed"
+    shutil.copytree(data / "packed", packed)
+    shard = packed / "shard-00004.npy"
+    good = shard.read_bytes()
+
+    class Damage(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.train_state.epoch == 0 and batch + 1 == 7:
+                shard.write_bytes(good[:500])
+
+    want = model()
+    want.fit(open_packed(packed), batch_size=24, epochs=2, verbose=0)
+    backup = tmp_path / "backup"
+    run = model()
+    with pytest.raises(DatasetError, match=r"epoch 1, batch \d+: .*shard-00004.npy changed while "
+                                           r"training"):
+        run.fit(open_packed(packed, workers=0), batch_size=24, epochs=2, verbose=0,
+                callbacks=[Damage(), BackupAndRestore(backup, save_freq=3)])
+    assert (backup / "backup.gfm").exists(), "the last good backup is kept"
+    shard.write_bytes(good)
+    again = model()
+    again.fit(open_packed(packed), batch_size=24, epochs=2, verbose=0,
+              callbacks=[BackupAndRestore(backup, save_freq=3)])
+    assert np.array_equal(again.params, want.params)
+    assert not backup.exists()

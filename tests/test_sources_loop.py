@@ -319,3 +319,24 @@ def test_the_progress_bar_shows_a_total_when_known_and_a_count_when_not(steps):
 
 def _batches(x, y):
     return [(x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]) for i in range(N // B)]
+
+
+def test_bad_batches_and_empty_inputs_through_fit_are_one_clear_message():
+    x, y = _data()
+
+    def changing():
+        yield x[:B], y[:B]
+        yield x[B:2 * B, :5], y[B:2 * B]
+
+    def bad_label():
+        yield x[:B], y[:B]
+        yield x[B:2 * B], np.full(B, 9)
+    for gen, message in ((changing(), r"epoch 1, batch 2: the generator returned rows of shape "
+                                      r"\(5,\), earlier batches had rows of shape \(12,\)"),
+                         (bad_label(), r"epoch 1, batch 2: row 0 of the batch: label 9 is out of "
+                                       r"range; class labels must be 0..3"),
+                         (iter(()), "the generator yielded no batch"),
+                         (np.zeros((0, WIDTH)), r"x is empty \(0 rows")):
+        model = _model()
+        with pytest.raises(DatasetError, match=message):
+            model.fit(gen, y[:0] if isinstance(gen, np.ndarray) else None, epochs=1, verbose=0)
