@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradfit.datasets import pack
 from gradfit.parallel import launch
 
 from conftest import clean_mpi_env
@@ -334,7 +335,6 @@ SOURCE_KINDS = ("packed", "block", "memmap", "pydataset", "generator")
 def source_runs(tmp_path_factory):
     """{n: (per-rank weights, per-rank records)} of fit_sources.py on 1 process and 2 ranks."""
     need_mpi()
-    from gradfit.datasets import pack
     data = tmp_path_factory.mktemp("source-data")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (264, 10), dtype=np.uint8)     # 11 global batches of 24

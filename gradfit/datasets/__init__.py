@@ -13,7 +13,8 @@ checked against their published SHA-256 (see ``cache.py``).
 Out-of-core data: ``gradfit.datasets.open(DIR)`` opens a directory written by
 ``gradfit data pack`` / `pack` (``packed.py``); `as_source` turns arrays, memmaps, a
 `PyDataset` or a generator into a batch source (the protocol: ``sources.py``), and
-`Prefetcher` prepares the next batches in the background (``prefetch.py``).
+`Prefetcher` prepares the next batches in the background (``prefetch.py``). ``fit``,
+``evaluate`` and ``predict`` take any of them (`gradfit.train.feed`).
 
 This package imports nothing from the rest of gradfit but the leaf ``gradfit.checks``
 (``gradfit.utils`` re-exports `PyDataset` from it; a test checks the rule).
@@ -37,14 +38,14 @@ from .packed_format import read_index
 from .prefetch import Prefetcher
 from .pydataset import PyDataset
 from .shuffle import block_order
-from .sources import ArraySource, Exhausted, Request, check_same_source
+from .sources import ArraySource, Exhausted, Request, Rows, check_same_source
 from .split import split_indices, train_val_test_split
 from .streams import PyDatasetSource, StreamSource
 
 # "open" is left out of __all__ so that `from gradfit.datasets import *` never hides the builtin
 __all__ = [
     "ArraySource", "Conversion", "Dataset", "DatasetError", "Exhausted", "NAMES", "PackedSource",
-    "Prefetcher", "PyDataset", "PyDatasetSource", "REMOTES", "Request", "StreamSource",
+    "Prefetcher", "PyDataset", "PyDatasetSource", "REMOTES", "Request", "Rows", "StreamSource",
     "as_source", "block_order", "check_labels", "check_same_source", "data_home", "digits",
     "fashion_mnist", "FASHION_CLASSES", "fetch", "is_pydataset", "is_source", "load", "load_csv",
     "load_npz", "mnist", "one_hot", "pack", "pack_chunks", "pack_file", "read_index",
