@@ -8,8 +8,9 @@
   MPI each rank only its share; the features are never loaded whole. Only the targets are read
   into memory, in their stored dtype (1 byte per row for uint8 labels) and chunk by chunk from a
   packed directory: they decide the task and the split as for a file (the same rules, the same
-  messages). The split keeps the row ids of each part (8 bytes per row; the stratified cut
-  needs about 32 bytes per row while it is made): 20% of the rows for the test set by
+  messages). The split keeps the row ids of each part (8 bytes per row; the stratified cut's
+  sort arrays take about 90 bytes per row for a moment: benchmarks/stream_split_memory.py):
+  20% of the rows for the test set by
   ``--split-seed``, then ``--val-fraction`` of the rest by ``--seed``, stratified by class.
   A packed directory's shards are checked against their SHA-256 once, on rank 0, before
   anything is printed.

@@ -118,7 +118,7 @@ def _classes(y, num_classes, where):
                                 f"{_rows(y, rows, where)} are >= {num_classes}: fix them, or use "
                                 f"{{num_classes}} {top + 1}")
         return num_classes, "as asked"
-    counts = np.bincount(y.astype(np.int64), minlength=top + 1)
+    counts = _bincount(y, top + 1)
     if top < 1:
         raise ArgumentError("y", f"labels all {top}", "at least two classes",
                             "check the label column ({label_column}) or the data")
@@ -138,6 +138,15 @@ def _classes(y, num_classes, where):
                             f"label? Fix those rows, or use {{num_classes}} {top + 1} to keep "
                             "them as classes")
     return top + 1, f"labels 0..{top} in the training data"
+
+
+def _bincount(y, length: int, chunk: int = 1 << 20) -> np.ndarray:
+    """``np.bincount`` of whole-number labels, a chunk at a time: the labels of a large set
+    read from disk stay in their stored dtype (1 byte a row for uint8), never all as int64."""
+    counts = np.zeros(length, dtype=np.int64)
+    for lo in range(0, len(y), chunk):
+        counts += np.bincount(y[lo:lo + chunk].astype(np.int64), minlength=length)
+    return counts
 
 
 def _check_test_labels(y_test, k, where):
