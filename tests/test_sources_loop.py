@@ -14,6 +14,8 @@ from gradfit import Dense, Dropout, Input, Sequential
 from gradfit.callbacks import AdaptiveBatchSize, Callback, EarlyStopping, ProgbarLogger
 from gradfit.datasets import DatasetError, PyDataset, Request, as_source, pack
 from gradfit.datasets import open as open_packed
+from gradfit.lab.second_order import build_model, sin_problem
+from gradfit.optimizers.second_order import SecondOrderError
 from gradfit.train.batching import next_batch, rank_slice
 
 N, WIDTH, CLASSES, B = 300, 12, 4, 25
@@ -340,3 +342,20 @@ def test_bad_batches_and_empty_inputs_through_fit_are_one_clear_message():
         model = _model()
         with pytest.raises(DatasetError, match=message):
             model.fit(gen, y[:0] if isinstance(gen, np.ndarray) else None, epochs=1, verbose=0)
+
+
+def test_a_second_order_method_takes_its_full_batch_from_a_memmap_and_refuses_a_generator(tmp_path):
+    sin = sin_problem()
+    np.save(tmp_path / "x.npy", sin.x)
+
+    def lm():
+        model = build_model(sin, 0)
+        model.compile(optimizer="lm", loss="mse")
+        return model
+    want, got = lm(), lm()
+    want.fit(sin.x, sin.y, epochs=4, verbose=0, shuffle=False)
+    got.fit(str(tmp_path / "x.npy"), sin.y, epochs=4, verbose=0, shuffle=False)
+    assert np.array_equal(got.params, want.params)
+    with pytest.raises(SecondOrderError, match="takes the whole training set as one batch: give "
+                                               "it rows"):
+        lm().fit(iter([(sin.x, sin.y)]), epochs=1, verbose=0)
