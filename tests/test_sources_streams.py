@@ -272,3 +272,22 @@ def test_a_pydataset_with_workers_zero_reads_in_the_training_thread():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert PyDatasetSource(Sync()).prefetch["workers"] == 0
+
+
+def test_fit_trains_on_a_keras_pydataset_as_on_the_arrays_in_its_batches(keras):
+    ours, theirs = _run(gradfit), _run(keras)
+
+    def model():
+        gradfit.set_random_seed(0)
+        m = gradfit.Sequential([gradfit.Input(shape=(5,)), gradfit.Dense(7, activation="relu"),
+                                gradfit.Dense(4, activation="softmax")])
+        m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m
+    want = model()
+    want.fit(ours["x"], ours["y"], batch_size=5, epochs=2, shuffle=False, drop_remainder=False,
+             verbose=0)
+    for scope in (ours, theirs):          # gradfit's class, and Keras's own, through fit
+        got = model()
+        history = got.fit(scope["ds"], epochs=2, shuffle=False, verbose=0)
+        assert np.array_equal(got.params, want.params)
+        assert scope["ds"].epochs_ended == 2 and len(history.history["loss"]) == 2
