@@ -17,7 +17,7 @@ from .train.evaluation import evaluate as evaluate_source, predict as predict_so
 from .train.loop import fit as fit_source
 from .train.state import TrainState
 from .train.step import train_step
-from .checks import ArgumentError, check_int
+from .checks import ArgumentError
 from .utils import check_finite, rng
 
 DTYPES = ("float32", "float64")

@@ -23,7 +23,6 @@ import numpy as np
 from ..backend import to_numpy, xp
 from ..checks import check_int
 from ..datasets import DatasetError, Exhausted, Prefetcher, Request
-from ..datasets.sources import ran_out_message
 from .batching import rank_bounds
 from .data import batch_targets, open_source
 
