@@ -86,7 +86,8 @@ def spread(values):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--before", default="5a81473", help="the commit to compare with (default 5a81473)")
+    ap.add_argument("--before", default="5a81473",
+                    help="the commit to compare with (default 5a81473)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="timed fits per case in a worker")

@@ -6,8 +6,9 @@
 The 784-512-512-10 network at global batch 256. Two child runs over the same packed source:
 ``1 x T`` (one process, T = ranks BLAS threads) and ``N x 1`` (``mpiexec -n N``, one thread
 per rank). Every rank asks the source for its slice of each global batch only; each prints the
-rows it read (expected: exactly 1/N of the rows trained) and its throughput. Targets: each rank reads about half of the rows, and ``N x 1``
-keeps at least 85% of ``1 x T``'s samples/s on the same cores.
+rows it read (expected: exactly 1/N of the rows trained) and its throughput. Targets: each
+rank reads about half of the rows, and ``N x 1`` keeps at least 85% of ``1 x T``'s samples/s
+on the same cores.
 """
 import argparse
 import json

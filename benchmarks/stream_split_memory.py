@@ -1,6 +1,6 @@
 """What ``gradfit train --data PACKED_DIR`` holds before training: the targets and the split.
 
-    python benchmarks/stream_split_memory.py /scratch/big-packed     # 2,000,000 rows (stream_make.py)
+    python benchmarks/stream_split_memory.py /scratch/big-packed   # 2,000,000 rows, stream_make.py
 
 Opens the packed directory as the command does (`gradfit.commands.train_data`), reads every
 row's target in its stored dtype, chunk by chunk, decides the task and splits the rows into
