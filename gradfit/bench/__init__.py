@@ -22,7 +22,6 @@ never a speed.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 

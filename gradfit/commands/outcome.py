@@ -9,7 +9,7 @@ written as null), the final line printed, and the mark on ``history.png``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -89,7 +89,6 @@ class Dense(Layer):
         self.bias_grad = grads.get("bias")
 
     def forward(self, x, training=False):
-        x_ = xp()
         B = x.shape[0]
         self._x = x
         z = self._buffer("z", (B, self.units))
