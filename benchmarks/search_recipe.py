@@ -12,8 +12,13 @@ and scaled by AdaptiveBatchSize's rule (``lr_scaling="rule"``; its decay runs ov
 1. ``--candidates`` recipes drawn at random (``--search-seed``) from the space below, plus the
    "same" recipe as a reference; each trained once (seed 0) by ``time_to_target.py``, each run a
    fresh process, capped at ``--max-epochs``.
-2. The ``--top`` fastest that reached the target run again on the other ``--seeds``.
-3. The winner: the smallest median time among those that reached the target on EVERY seed.
+2. ``--refine N``: up to N neighbours of the two fastest screened recipes (by their median over
+   the seeds where a past run of step 3 has it, else by the screening run; one lever moved one
+   notch: the next learning rate, decay length or batch size of the space, the other schedules,
+   half or double the width, one layer more or less, Adam <-> AdamW), drawn in a fixed order
+   and screened the same way: a local search around what the random draw found.
+3. The ``--top`` fastest that reached the target run again on the other ``--seeds``.
+4. The winner: the smallest median time among those that reached the target on EVERY seed.
    It is written to ``--best-out`` (default ``benchmarks/ttt/best_recipe.json``, atomically),
    with its runs, so ``time_to_target.py --recipe best`` runs it.
 
@@ -60,6 +65,46 @@ def sample(rng: random.Random) -> dict:
     if c["batch_size"] == "auto":
         c.update(lr_scaling="rule", lr_batch=256)
     return c
+
+
+def neighbours(c: dict) -> list:
+    """Recipes one notch from ``c`` on one lever (see the module docstring), in a fixed order."""
+    out = []
+
+    def moved(**changes):
+        n = {**c, **changes}
+        if n["optimizer"] == "adamw":
+            n.setdefault("weight_decay", 1e-4)
+        else:
+            n.pop("weight_decay", None)
+        out.append(n)
+
+    def adjacent(values, value):
+        i = values.index(value) if value in values else None
+        return [] if i is None else [values[j] for j in (i - 1, i + 1) if 0 <= j < len(values)]
+    c = {**SAME_LEVERS, **c}
+    for lr in adjacent(SPACE["learning_rate"][c["optimizer"]], c["learning_rate"]):
+        moved(learning_rate=lr)
+    for e in adjacent(SPACE["decay_epochs"], c["decay_epochs"]):
+        moved(decay_epochs=e)
+    fixed = [b for b in SPACE["batch_size"] if b != "auto"]
+    for b in adjacent(fixed, c["batch_size"]):
+        moved(batch_size=b)
+    for sch in SPACE["schedule"]:
+        if sch != c["schedule"]:
+            moved(schedule=sch)
+    width, depth = c["hidden"][0], len(c["hidden"])
+    for h in ([w] * depth for w in (width // 2, width * 2)):
+        moved(hidden=h)
+    moved(hidden=[width] * (3 - depth) if depth in (1, 2) else [width])
+    if c["optimizer"] in ("adam", "adamw"):
+        moved(optimizer="adamw" if c["optimizer"] == "adam" else "adam")
+    return out
+
+
+#: the levers of the "same" recipe, so that its neighbours can be drawn too
+SAME_LEVERS = {"hidden": [512, 512], "optimizer": "adam", "learning_rate": 2e-3,
+               "schedule": "linear", "decay_epochs": 5, "batch_size": 256}
 
 
 def cid(overrides: dict) -> str:
@@ -116,6 +161,8 @@ def main(argv=None):
                                  epilog="\n".join(__doc__.split("\n")[1:]))
     ap.add_argument("--candidates", type=int, default=24)
     ap.add_argument("--top", type=int, default=4)
+    ap.add_argument("--refine", type=int, default=0,
+                    help="neighbours of the two fastest screened recipes to screen too (default 0)")
     ap.add_argument("--seeds", default="0,1,2", help="the first one screens, all rank (default 0,1,2)")
     ap.add_argument("--search-seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -142,9 +189,21 @@ def main(argv=None):
             if r["workload"] == args.workload and r["threads"] == args.threads
             and (args.target is None or r["target"] == args.target)}
     ensure(cands, seeds[:1], args, out, done)                         # 1. screen on one seed
-    screened = sorted((c for c in cands if (done.get((cid(c), seeds[0])) or {}).get("reached")),
+
+    def screened():
+        return sorted((c for c in cands if (done.get((cid(c), seeds[0])) or {}).get("reached")),
                       key=lambda c: done[(cid(c), seeds[0])]["seconds"])
-    ensure(screened[:args.top], seeds[1:], args, out, done)           # 2. the top on every seed
+    if args.refine:                                                   # 2. their neighbours
+        known = {cid(c) for c in cands}
+        def speed(c):      # the median over every seed where known (step 3 of a past run)
+            med = score(c, seeds, done)
+            return done[(cid(c), seeds[0])]["seconds"] if med is None else med
+        near = [n for c in sorted(screened(), key=speed)[:2] for n in neighbours(c)]
+        near = [n for n in {cid(n): n for n in near}.values() if cid(n) not in known]
+        cands += near[:args.refine]
+        ensure(near[:args.refine], seeds[:1], args, out, done)
+    screened = screened()
+    ensure(screened[:args.top], seeds[1:], args, out, done)           # 3. the top on every seed
     ranked = sorted(((score(c, seeds, done), c) for c in screened[:args.top]
                      if score(c, seeds, done) is not None), key=lambda t: t[0])
     print(f"\n{'id':<12}{'median s':>10}   recipe (overrides of 'same')")
@@ -158,8 +217,10 @@ def main(argv=None):
 
 def write_best(args, overrides, median, seeds, done) -> None:
     recipe = recipes.get("same", {**overrides, "max_epochs": args.max_epochs, "name": "best"})
-    best = {"recipe": recipe.to_dict(), "median_seconds": median,
-            "runs": [done[(cid(overrides), s)] for s in seeds],
+    runs = [done[(cid(overrides), s)] for s in seeds]
+    command = recipe.train_command(max(r["epochs"] for r in runs), data=args.workload)
+    best = {"recipe": recipe.to_dict(), "median_seconds": median, "command": command,
+            "runs": runs,
             "search": {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                        "workload": args.workload, "threads": args.threads, "seeds": seeds,
                        "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
@@ -168,6 +229,8 @@ def write_best(args, overrides, median, seeds, done) -> None:
     tmp.write_text(json.dumps(best, indent=1) + "\n")
     os.replace(tmp, path)
     print(f"best recipe written to {path}: {json.dumps(overrides) if overrides else 'same'}")
+    if command:
+        print(f"as one command (the most epochs its runs needed, then the test accuracy):\n  {command}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import stream_common as common
 
@@ -29,6 +31,7 @@ def parse(argv=None):
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=0, help="steps (default: one whole epoch)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--result-dir", default=None, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
@@ -38,16 +41,18 @@ def worker(args):
     model = common.build_model(source.row_shape)
     seconds, samples = common.train_epochs(model, source, args.batch_size,
                                            steps_per_epoch=args.steps or None)
-    print("RESULT " + json.dumps({"rank": comm.rank, "size": comm.size, "rows_read": source.rows_read,
-                                  "samples": samples, "seconds": seconds,
-                                  "samples_per_s": samples / seconds}), flush=True)
+    result = {"rank": comm.rank, "size": comm.size, "rows_read": source.rows_read,
+              "samples": samples, "seconds": seconds, "samples_per_s": samples / seconds}
+    # one file per rank: the ranks' stdout lines can interleave in mpiexec's pipe
+    (Path(args.result_dir) / f"rank-{comm.rank}.json").write_text(json.dumps(result))
 
 
 def launch_run(args, ranks, threads):
-    me = [sys.executable, __file__, *sys.argv[1:], "--worker"]
-    cmd = me if ranks == 1 else launch.mpiexec_command(ranks, me)
-    out = subprocess.run(cmd, env=common.child_env(threads), capture_output=True, text=True)
-    rows = [json.loads(ln[7:]) for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    with tempfile.TemporaryDirectory() as results:
+        me = [sys.executable, __file__, *sys.argv[1:], "--worker", "--result-dir", results]
+        cmd = me if ranks == 1 else launch.mpiexec_command(ranks, me)
+        out = subprocess.run(cmd, env=common.child_env(threads), capture_output=True, text=True)
+        rows = [json.loads(p.read_text()) for p in Path(results).glob("rank-*.json")]
     if out.returncode or len(rows) != ranks:
         print(out.stdout, out.stderr, file=sys.stderr)
         raise SystemExit(f"the {ranks}-rank run failed (exit {out.returncode})")

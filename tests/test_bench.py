@@ -148,6 +148,9 @@ def test_bad_arguments():
         bench_command.run(parser.parse_args(["--networks", "lecture,resnet", "--json", "-"]))
     with pytest.raises(ValueError, match="unknown optimizers.*adamax"):
         bench_command.run(parser.parse_args(["--optimizers", "adamax", "--json", "-"]))
+    for bad in ("0,8", "8,,16", "eight"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--batch-sizes", bad])
 
 
 def test_network_and_optimizer_subsets():
@@ -155,6 +158,9 @@ def test_network_and_optimizer_subsets():
     from gradfit.bench.training import run_training
     rows = run_training(1, None, ("gradfit",), batches=(8,), networks=("small",))
     assert {r["network"] for r in rows} == {"small"} and len(rows) == 2  # train_on_batch, step
+    res = bench.run_bench(threads=1, frameworks=("gradfit",), sections=("training",),
+                          networks=("small",), batches=(16,))
+    assert {(r["network"], r["batch"]) for r in res["training"]} == {("small", 16)}
     steps = run_optstep(20_000, 1, quick=True, optimizers=("adam",))["steps"]
     assert {r["optimizer"] for r in steps} == {"adam"}
 

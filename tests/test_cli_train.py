@@ -88,6 +88,14 @@ BAD = {
     "backup without out": (["--backup", "--out", None], "--backup must be given with --out"),
     "patience without validation": (["--val-fraction", "0"],
                                     "--patience must be 0 when there is no validation set"),
+    "decay without schedule": (["--decay-epochs", "3"],
+                               "--decay-epochs must be given with --schedule linear or cosine"),
+    "end fraction 2": (["--schedule", "linear", "--end-lr-fraction", "2"],
+                       "argument --end-lr-fraction: must be a finite number >= 0.0 and <= 1.0"),
+    "schedule with auto": (["--schedule", "cosine", "--batch-size", "auto"],
+                           "--schedule must be constant with --batch-size auto"),
+    "schedule for lm": (["--schedule", "linear", "--optimizer", "lm"],
+                        "--schedule must be constant for --optimizer lm"),
     "network too large": (["--hidden", "200000,200000"],
                           "--hidden must be a network that fits in memory"),
     # data files
@@ -193,6 +201,25 @@ def test_early_stopping_reports_the_epoch_it_kept(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith(f"Stopped early at epoch {results['epochs_run']} (val_loss did not "
                            f"improve for 2 epochs); kept the weights of epoch {kept} (best val_loss")
+
+
+def test_a_linear_schedule_decays_per_step_over_the_decay_epochs(tmp_path):
+    out = tmp_path / "sched"
+    assert main(["train", "--hidden", "16", "--epochs", "4", "--patience", "0", "--batch-size", "64",
+                 "--lr", "0.01", "--schedule", "linear", "--decay-epochs", "2",
+                 "--end-lr-fraction", "0.1", "--out", str(out), "--verbose", "0"]) == 0
+    config = strict_json(out / "config.json")
+    steps = config["train_examples"] // 64
+    assert config["optimizer_config"]["config"]["learning_rate"] == {
+        "class_name": "PolynomialDecay",
+        "config": {"initial_learning_rate": 0.01, "decay_steps": 2 * steps,
+                   "end_learning_rate": pytest.approx(0.001), "power": 1.0, "cycle": False}}
+    rows = [dict(zip(*(ln.split(",") for ln in (lines[0], row))))
+            for lines in [(out / "history.csv").read_text().splitlines()] for row in lines[1:]]
+    rates = [float(r["learning_rate"]) for r in rows]    # logged as Keras does: the next step's
+    expected = [0.01 - 0.009 * min(e * steps, 2 * steps) / (2 * steps) for e in (1, 2, 3, 4)]
+    assert rates == pytest.approx(expected, rel=1e-5)
+    assert rates[0] == pytest.approx(0.0055) and rates[1:] == pytest.approx([0.001] * 3)
 
 
 # ------------------------------------------------------------------ Ctrl-C, then resume

@@ -18,7 +18,42 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from ttt import clock, driver, recipes, run_gradfit, workloads  # noqa: E402
 from ttt.recipes import Recipe  # noqa: E402
 
+import search_recipe  # noqa: E402
+
 SCRIPT = ROOT / "benchmarks" / "time_to_target.py"
+
+
+# -- the best recipe as one `gradfit train` command --------------------------------------------
+@pytest.mark.parametrize("overrides", [
+    {"hidden": [256, 256], "learning_rate": 4e-3, "decay_epochs": 3, "batch_size": 64},
+    {"hidden": [512], "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True,
+     "schedule": "cosine", "batch_size": 128},
+    {"optimizer": "adamw", "weight_decay": 1e-4, "schedule": "constant", "batch_size": 1024,
+     "lr_scaling": "rule"}])
+def test_a_recipe_as_a_train_command_trains_what_the_recipe_says(overrides):
+    from gradfit.cli import build_parser
+    from gradfit.commands import optimizer_flags, train_checks
+    recipe = recipes.get("same", overrides)
+    command = recipe.train_command(epochs=3)
+    argv = command.split()
+    assert argv[:4] == ["gradfit", "train", "--data", "mnist"]
+    args = build_parser().parse_args(argv[1:])
+    train_checks.check_combinations(args)
+    opt = optimizer_flags.build(args)
+    train_checks.apply_schedule(args, opt, 60_000)
+    steps = 60_000 // recipe.batch_size
+    factor = recipe.batch_factor(recipe.batch_size)
+    for i in (0, 1, steps, 2 * steps + 5, 10 * steps):
+        assert opt.current_learning_rate(i) == pytest.approx(recipe.lr_at(i, steps) * factor,
+                                                             rel=1e-9)
+    assert type(opt).__name__.lower() == recipe.optimizer
+    assert (args.hidden, args.init, args.epochs, args.val_fraction, args.patience) == \
+        (",".join(map(str, recipe.hidden)), recipe.init, 3, 0.0, 0)
+    if recipe.optimizer == "sgd":
+        assert (opt.momentum, opt.nesterov) == (0.9, True)
+    else:
+        assert (opt.beta_1, opt.beta_2, opt.epsilon) == (0.9, 0.999, 1e-8)
+    assert recipes.get("same", {"batch_size": "auto"}).train_command(3) is None
 
 
 # -- the recipe's learning rate, in every framework ----------------------------------------------
@@ -213,6 +248,7 @@ def test_search_candidates_are_drawn_reproducibly_and_include_the_same_recipe():
 def test_search_writes_the_best_recipe_and_resumes(tmp_path):
     out, best = tmp_path / "search.jsonl", tmp_path / "best.json"
     cmd = [sys.executable, str(SEARCH), "--workload", "digits", "--candidates", "2", "--top", "2",
+           "--refine", "1",
            "--seeds", "0,1", "--threads", "1", "--max-epochs", "6", "--out", str(out),
            "--best-out", str(best)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -227,6 +263,14 @@ def test_search_writes_the_best_recipe_and_resumes(tmp_path):
                                               and q["seed"] == 0)) / 2 for r in ranked}
     assert chosen["median_seconds"] == pytest.approx(min(medians.values()))
     assert recipes.from_dict(chosen["recipe"]).name == "best"
+    screened = {r["id"]: r["overrides"] for r in runs if r["seed"] == 0}
+    drawn = subprocess.run(cmd[:2] + ["--dry-run", "--candidates", "2"], capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    drawn = [ln.split()[0] for ln in drawn]
+    extra = [c for i, c in screened.items() if i not in drawn]       # the refined one
+    assert len(extra) == 1 and any(extra[0] in search_recipe.neighbours(c)
+                                   for c in screened.values())
+    assert chosen["command"].startswith("gradfit train --data digits --hidden ")
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and len(out.read_text().splitlines()) == len(runs)
 

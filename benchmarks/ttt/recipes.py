@@ -100,6 +100,33 @@ class Recipe:
         """Whether the recipe uses what only gradfit has (auto batch, the scaling rule)."""
         return self.batch_size == "auto" or self.lr_scaling != "none"
 
+    def train_command(self, epochs: int, seed: int = 0, data: str = "mnist") -> str | None:
+        """The ``gradfit train`` command that trains this recipe on ``data``'s whole training
+        set (MNIST: 60,000 images) for ``epochs`` epochs (no validation split, no early stop)
+        and reports the test accuracy at its end; None where the command line cannot say the
+        recipe (``auto`` with a decay, which the benchmark runs over examples; AlgoPerf's
+        workloads, whose split and inputs differ)."""
+        auto = self.batch_size == "auto"
+        if (auto and self.schedule != "constant") or data not in ("mnist", "digits"):
+            return None
+        lr = self.learning_rate * (1.0 if auto else self.batch_factor(self.batch_size))
+        argv = ["gradfit", "train", "--data", data, "--hidden", ",".join(map(str, self.hidden)),
+                "--activation", self.activation, "--init", self.init, "--optimizer", self.optimizer,
+                "--lr", f"{lr:g}"]
+        if self.optimizer == "sgd":
+            argv += ["--momentum", f"{self.momentum:g}"] + (["--nesterov"] if self.nesterov else [])
+        else:
+            argv += ["--beta-1", f"{self.beta_1:g}", "--beta-2", f"{self.beta_2:g}",
+                     "--epsilon", f"{self.epsilon:g}"]
+            if self.optimizer == "adamw":
+                argv += ["--weight-decay", f"{self.weight_decay:g}"]
+        if self.schedule != "constant":
+            argv += ["--schedule", self.schedule, "--decay-epochs", f"{self.decay_epochs:g}",
+                     "--end-lr-fraction", f"{self.end_fraction:g}"]
+        argv += ["--batch-size", str(self.batch_size), "--epochs", str(epochs),
+                 "--val-fraction", "0", "--patience", "0", "--seed", str(seed)]
+        return " ".join(argv)
+
     def batch_factor(self, batch: int) -> float:
         """The rate's factor at a FIXED batch: 1, or the rule's large-noise limit."""
         if self.lr_scaling == "none":

@@ -27,23 +27,6 @@ from gradfit.optimizers import schedules
 from .clock import accuracy_of
 
 
-class LinearDecay(schedules.LearningRateSchedule):
-    """LOCAL STAND-IN until ``gradfit.optimizers.schedules.PolynomialDecay`` lands (issue 14):
-    Keras's ``PolynomialDecay(initial_learning_rate, decay_steps, end_learning_rate, power=1)``,
-    ``lr_i = (lr_0 - lr_end) * (1 - min(i, N) / N) + lr_end`` for update ``i`` (0-based)."""
-
-    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = int(decay_steps)
-        self.end_learning_rate = float(end_learning_rate)
-        self._config = {"initial_learning_rate": initial_learning_rate,
-                        "decay_steps": decay_steps, "end_learning_rate": end_learning_rate}
-
-    def __call__(self, step):
-        p = min(int(step), self.decay_steps) / self.decay_steps
-        return (self.initial_learning_rate - self.end_learning_rate) * (1.0 - p) + self.end_learning_rate
-
-
 class StopAtTarget(Callback):
     """Starts the clock at ``on_train_begin``; at every epoch end evaluates the evaluation split
     inside the clock and stops training once the target is reached."""
@@ -85,7 +68,7 @@ def adaptive(recipe):
 def learning_rate(recipe, steps_per_epoch):
     lr, n = recipe.learning_rate, recipe.decay_steps(steps_per_epoch)
     if recipe.schedule == "linear":
-        return LinearDecay(lr, n, lr * recipe.end_fraction)
+        return schedules.PolynomialDecay(lr, n, lr * recipe.end_fraction)
     if recipe.schedule == "cosine":
         return schedules.CosineDecay(lr, n, alpha=recipe.end_fraction)
     return lr

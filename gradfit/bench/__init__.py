@@ -39,15 +39,19 @@ SCHEMA_VERSION = 1
 
 def run_bench(quick: bool = False, threads: int | None = None, frameworks=FRAMEWORKS,
               sections=("matmul", "optimizer", "training"), profile: bool = False,
-              log=None, networks=None, optimizers=None) -> dict:
+              log=None, networks=None, optimizers=None, batches=None) -> dict:
     """Run the benchmark sections and return a JSON-able dict (see ``format_report``).
 
-    ``networks``: subset of ``NETWORKS`` (lecture, adam, small) for section (b);
+    ``networks``: subset of ``NETWORKS`` for section (b) (None: lecture, adam, small; "mnist"
+    is the time-to-target network 784-512-512-10); ``batches``: its batch sizes (None: 8, 32,
+    128, 1024);
     ``optimizers``: subset of ``optstep.OPTIMIZERS`` for section (c); None: all.
     """
     threads = int(os.cpu_count() or 1) if threads is None else int(threads)
     if threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for all CPUs), got {threads}")
+    if batches is not None and (not batches or any(int(b) < 1 for b in batches)):
+        raise ValueError(f"batches must be positive integers, got {batches}")
     unknown = set(frameworks) - set(FRAMEWORKS)
     if unknown:
         raise ValueError(f"unknown frameworks {sorted(unknown)}: choose from {', '.join(FRAMEWORKS)}")
@@ -63,13 +67,13 @@ def run_bench(quick: bool = False, threads: int | None = None, frameworks=FRAMEW
         set_num_threads(threads)
         _torch_threads(threads)
         return _run_sections(quick, threads, frameworks, sections, profile,
-                             log or (lambda msg: None), networks, optimizers)
+                             log or (lambda msg: None), networks, optimizers, batches)
     finally:
         _restore_threads(saved)
 
 
 def _run_sections(quick, threads, frameworks, sections, profile, log, networks=None,
-                  optimizers=None) -> dict:
+                  optimizers=None, batches=None) -> dict:
     t0 = time.time()
     out = {"schema": SCHEMA_VERSION, "quick": bool(quick),
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_before": _load()}
@@ -83,7 +87,7 @@ def _run_sections(quick, threads, frameworks, sections, profile, log, networks=N
     if "training" in sections:
         log("(b) training throughput ...")
         out["training"] = run_training(threads, matmul_rate, frameworks, quick,
-                                       networks=networks)
+                                       batches=batches, networks=networks)
     if "optimizer" in sections:
         log("(c) optimizer step ...")
         out["optimizer_step"] = run_optstep(20_000 if quick else LECTURE_PARAMETERS, threads, quick,

@@ -38,7 +38,10 @@ NETWORKS = {
     "lecture": ([100, 500, 1000, 2000, 1], "mse"),
     "adam": ([784, 1000, 1000, 10], "ce"),
     "small": ([64, 128, 10], "ce"),
+    "mnist": ([784, 512, 512, 10], "ce"),   # the time-to-target network (benchmarks/ttt)
 }
+DEFAULT_NETWORKS = ("lecture", "adam", "small")
+DEFAULT_BATCHES = (8, 32, 128, 1024)
 QUICK_NETWORKS = {"tiny": ([16, 32, 4], "ce"), "tiny_mse": ([8, 16, 1], "mse")}
 
 
@@ -179,8 +182,8 @@ def run_training(threads: int, matmul_gflops: float, frameworks=("gradfit", "tor
     0.25 s of untimed steps before each turn, best round reported, median beside it), so
     that load from elsewhere hits them alike.
     """
-    nets = QUICK_NETWORKS if quick else {k: NETWORKS[k] for k in (networks or NETWORKS)}
-    batches = batches or ((8, 32) if quick else (8, 32, 128, 1024))
+    nets = QUICK_NETWORKS if quick else {k: NETWORKS[k] for k in (networks or DEFAULT_NETWORKS)}
+    batches = batches or ((8, 32) if quick else DEFAULT_BATCHES)
     min_time, rounds, settle = (0.01, 1, 0.0) if quick else (1.5, 5, 0.25)
     rows = []
     for net, (sizes, kind) in nets.items():

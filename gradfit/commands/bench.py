@@ -6,7 +6,7 @@ import json
 
 from ..bench import (FRAMEWORKS, NETWORKS, OPTIMIZERS, format_report, run_bench, targets)
 from ..checks import ArgumentError
-from .types import integer
+from .types import integer, integer_list
 
 
 def add_arguments(parser) -> None:
@@ -24,7 +24,11 @@ def add_arguments(parser) -> None:
                         help="comma-separated subset of matmul,optimizer,training")
     parser.add_argument("--networks", default=None,
                         help=f"comma-separated subset of {','.join(NETWORKS)} for the training "
-                             "section (default: all)")
+                             "section (default: lecture,adam,small; mnist is the time-to-target "
+                             "network 784-512-512-10)")
+    parser.add_argument("--batch-sizes", type=integer_list(1), default=None,
+                        help="comma-separated batch sizes of the training section "
+                             "(default 8,32,128,1024)")
     parser.add_argument("--optimizers", default=None,
                         help="comma-separated subset of the optimizer section's rows "
                              f"({','.join(OPTIMIZERS)}; default: all)")
@@ -47,7 +51,7 @@ def run(args) -> int:
     res = run_bench(quick=args.quick, threads=args.threads, frameworks=frameworks,
                     sections=sections, profile=args.profile,
                     log=lambda m: print(m, flush=True), networks=names(args.networks),
-                    optimizers=names(args.optimizers))
+                    optimizers=names(args.optimizers), batches=args.batch_sizes)
     res["targets"] = targets(res)
     print(format_report(res))
     if args.json and args.json != "-":

@@ -64,16 +64,20 @@ def parse_hidden(text: str) -> list[int]:
     return sizes
 
 
-def build_network(input_dim, hidden, activation, dropout, num_classes, out_dim, dtype="float32"):
+def build_network(input_dim, hidden, activation, dropout, num_classes, out_dim, dtype="float32",
+                  init="auto"):
     """Input -> [Dense(h, activation) (+ Dropout)]* -> softmax (classes) or linear output.
 
     ``input_dim``: the width of an input row, or its shape (rows of several axes, such as
-    packed 28 x 28 images, enter through a Flatten)."""
+    packed 28 x 28 images, enter through a Flatten). ``init``: the hidden layers' kernel
+    initializer; "auto" is he_uniform for relu, glorot_uniform otherwise (the output layer's is
+    glorot_uniform, Keras's default)."""
+    if init == "auto":
+        init = "he_uniform" if activation == "relu" else "glorot_uniform"
     shape = tuple(input_dim) if isinstance(input_dim, (tuple, list)) else (int(input_dim),)
     layers = [Input(shape=shape)] + ([Flatten()] if len(shape) > 1 else [])
     for h in hidden:
-        layers.append(Dense(h, activation=activation,
-                            kernel_initializer="he_uniform" if activation == "relu" else "glorot_uniform"))
+        layers.append(Dense(h, activation=activation, kernel_initializer=init))
         if dropout:
             layers.append(Dropout(dropout))
     if num_classes:

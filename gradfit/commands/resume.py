@@ -28,8 +28,9 @@ from .common import read_json
 
 #: settings a resume must keep (see the module docstring), by their argparse dest
 RESUME_MUST_MATCH = ("data", "labels", "split_seed", "x_key", "y_key", "label_column", "header",
-                     "task", "num_classes", "val_fraction", "seed", "hidden", "activation",
-                     "dropout", "dtype", "optimizer", "batch_size")
+                     "task", "num_classes", "val_fraction", "seed", "hidden", "activation", "init",
+                     "dropout", "dtype", "optimizer", "batch_size", "schedule", "decay_epochs",
+                     "end_lr_fraction")
 
 
 def settings(args) -> dict:

@@ -14,6 +14,9 @@ the whole training set, one iteration per epoch, unless ``--batch-size`` and
 (`gradfit.memory.method_bytes`), and its own stop (converged, mu at mu_max) ends the run as
 ``optimizer_stop`` (status 0).
 
+``--schedule linear|cosine`` decays the rate per step over ``--decay-epochs`` (Keras's
+PolynomialDecay / CosineDecay, built once the training rows are known).
+
 Resuming (``--backup``) follows `resume.py`; the checks before training are `train_checks.py`.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..callbacks import AdaptiveBatchSize, BackupAndRestore, CSVLogger, EarlySto
 from ..callbacks.adaptive_batch_size import AUTO, LOG_KEYS
 from ..checks import ArgumentError, SpelledError
 from ..datasets.task import TASKS, decide_task
+from ..initializers import INITIALIZERS
 from ..layers.activations import ACTIVATIONS
 from ..parallel import get_comm
 from ..plotting import plot_history
@@ -43,6 +47,7 @@ from .outcome import final_line, read_outcome, results
 from .types import integer, number
 
 #: the exit status of each ending (2 is a bad input, refused before training)
+HIDDEN_INITS = [name for name in INITIALIZERS if name not in ("zeros", "ones")]
 EXIT_STATUS = {"finished": 0, "early_stop": 0, "optimizer_stop": 0, "nan": 3, "interrupted": 130}
 
 def add_arguments(p):
@@ -58,6 +63,10 @@ def add_arguments(p):
     p.add_argument("--hidden", default="128,64", help="hidden layer widths, e.g. 500,1000,2000 (default 128,64)")
     p.add_argument("--activation", default="relu", choices=[a for a in ACTIVATIONS if a != "softmax"],
                    help="hidden layers' activation (default relu)")
+    p.add_argument("--init", default="auto", choices=["auto", *HIDDEN_INITS],
+                   help="hidden layers' kernel initializer: auto is he_uniform for relu, "
+                        "glorot_uniform otherwise; the output layer's is glorot_uniform "
+                        "(default auto)")
     p.add_argument("--dropout", type=number(0.0, below=1.0), default=0.0,
                    help="dropout rate after each hidden layer, in [0, 1) (default 0)")
     optimizer_flags.add_arguments(p)
@@ -66,6 +75,14 @@ def add_arguments(p):
                         "scale while training, the learning rate scaled with it (AdaptiveBatchSize; "
                         "default 32; a second-order optimizer: the whole training set, one "
                         "iteration per epoch)")
+    p.add_argument("--schedule", default="constant", choices=train_checks.SCHEDULES,
+                   help="learning-rate schedule, per step: constant, linear (Keras's "
+                        "PolynomialDecay, power 1) or cosine (CosineDecay), from --lr down to "
+                        "--lr x --end-lr-fraction over --decay-epochs, then held (default constant)")
+    p.add_argument("--decay-epochs", type=number(above=0.0), default=None,
+                   help="epochs' worth of steps over which --schedule decays (default: --epochs)")
+    p.add_argument("--end-lr-fraction", type=number(0.0, 1.0), default=0.0,
+                   help="the rate at the end of the decay, as a fraction of --lr (default 0)")
     p.add_argument("--epochs", type=integer(1), default=100, help="maximum number of epochs (default 100)")
     p.add_argument("--patience", type=integer(0), default=10,
                    help="early stopping patience in epochs on val_loss, restoring the best "
@@ -118,6 +135,7 @@ def run(args):
     second = isinstance(opt, optimizers.SecondOrderMethod)
     args.dtype = args.dtype or ("float64" if second else "float32")
     train_checks.check_second_order(args, opt, data.rows[0])
+    train_checks.apply_schedule(args, opt, data.rows[0])
     train_checks.check_memory(sizes, args, opt, train_checks.first_batch(args, opt, data.rows[0], comm.size))
     folder = args.out or (folders.default_folder() if comm.rank == 0 else None)
     folder = comm.bcast_obj(folder, root=0) if comm.size > 1 else folder
@@ -165,7 +183,7 @@ def _train(args, comm, verbose, folder, plan, data, task, opt, sizes, lock):
     mode, config, changed, at = plan
     chief = comm.rank == 0
     model = build_network(data.row_shape, sizes[1:-1], args.activation, args.dropout,
-                          task.num_classes, task.out_dim, args.dtype)
+                          task.num_classes, task.out_dim, args.dtype, args.init)
     model.compile(optimizer=opt, loss=task.loss, metrics=list(task.metrics))
     # 2. Say what will happen; the configuration is written once a resume is restored.
     if chief:
@@ -203,7 +221,8 @@ def _train(args, comm, verbose, folder, plan, data, task, opt, sizes, lock):
            if c is not None]
     cbs.append(BackupAndRestore(os.path.join(folder, "backup"),
                                 save_freq="epoch" if args.backup else False))
-    cbs.append(resume.RunStart(write_config, changed.get("learning_rate", [None, None])[1]))
+    cbs.append(resume.RunStart(write_config, opt.learning_rate if "learning_rate" in changed
+                               else None))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # a NaN stop is printed once, above
         history = model.fit(*data.train, batch_size=args.batch_size, epochs=args.epochs,

@@ -13,7 +13,10 @@ from ..callbacks.adaptive_batch_size import AUTO
 from ..checks import ArgumentError, literal
 from ..curvature import InsufficientMemoryError, available_bytes as guard_bytes
 from ..memory import available_bytes, human_bytes, training_bytes
+from ..optimizers import schedules
 from ..optimizers.second_order import check_full_batch
+
+SCHEDULES = ("constant", "linear", "cosine")
 
 
 def check_combinations(args):
@@ -21,6 +24,15 @@ def check_combinations(args):
         raise ArgumentError("backup", True, "given with {out}",
                             "the backup lives in <out>/backup, where a relaunch finds it: add "
                             "{out} DIR")
+    if args.schedule == "constant":
+        for name, default in (("decay_epochs", None), ("end_lr_fraction", 0.0)):
+            if getattr(args, name) != default:
+                raise ArgumentError(name, getattr(args, name), "given with {schedule} linear or "
+                                    "cosine", "add {schedule} linear (or cosine), or drop it")
+    elif args.batch_size == AUTO:
+        raise ArgumentError("schedule", args.schedule, "constant with {batch_size} auto",
+                            "the decay is counted in steps, and auto changes the steps per "
+                            "epoch; give a fixed {batch_size}, or drop {schedule}")
     if args.patience > 0 and args.val_fraction == 0:
         raise ArgumentError("patience", args.patience, "0 when there is no validation set",
                             "early stopping watches val_loss: give {val_fraction} > 0, or "
@@ -97,3 +109,22 @@ def _second_order_memory(sizes, args, opt, batch):
         raise ArgumentError("optimizer", opt.name, "an optimizer whose matrices fit in memory",
                             literal(f"{exc} (the network itself takes {human_bytes(base)} "
                                     "more)")) from None
+
+
+def apply_schedule(args, opt, n):
+    """``--schedule linear|cosine``: the optimizer's rate becomes a per-step schedule from its
+    rate down to ``rate * --end-lr-fraction`` over ``--decay-epochs`` epochs' steps (fit's
+    equal-size batches: ``n // batch`` steps an epoch), held after it."""
+    if args.schedule == "constant":
+        return
+    if isinstance(opt, optimizers.SecondOrderMethod) or callable(opt.learning_rate):
+        raise ArgumentError("schedule", args.schedule, f"constant for --optimizer {args.optimizer}",
+                            "a second-order method sets its own steps: drop {schedule}")
+    batch = 32 if args.batch_size is None else args.batch_size
+    epochs = args.epochs if args.decay_epochs is None else args.decay_epochs
+    steps = max(1, round(epochs * max(1, n // batch)))
+    lr = float(opt.learning_rate)
+    if args.schedule == "linear":
+        opt.learning_rate = schedules.PolynomialDecay(lr, steps, lr * args.end_lr_fraction)
+    else:
+        opt.learning_rate = schedules.CosineDecay(lr, steps, alpha=args.end_lr_fraction)

@@ -30,6 +30,19 @@ def integer(minimum=None, maximum=None):
     return _typed(int, lambda n, v: check_int(n, v, minimum, maximum), "an integer")
 
 
+def integer_list(minimum=None, maximum=None):
+    """A comma-separated, non-empty list of ints, each within [minimum, maximum]."""
+    def parse(text):
+        items = [t.strip() for t in text.split(",")]
+        if not text.strip() or "" in items:
+            raise ValueError(text)
+        return tuple(int(t) for t in items)
+
+    def check(name, values):
+        return tuple(check_int(name, v, minimum, maximum) for v in values)
+    return _typed(parse, check, "a comma-separated list of integers")
+
+
 def number(minimum=None, maximum=None, *, above=None, below=None):
     """A finite float within the bounds (see `gradfit.checks.check_number`)."""
     return _typed(float, lambda n, v: check_number(n, v, minimum, maximum, above=above,
