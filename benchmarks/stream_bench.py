@@ -43,12 +43,14 @@ def parse(argv=None):
     ap.add_argument("--memory-rows", type=int, default=200_000,
                     help="rows of the in-memory run (default 200,000: 627 MB as float32)")
     ap.add_argument("--order", default="full", choices=["full", "block"])
+    ap.add_argument("--workers", type=int, default=1,
+                    help="prefetch threads of the streamed run (0: read on the training thread)")
     ap.add_argument("--mode", default="both", choices=["both", "stream", "memory"])
     return ap.parse_args(argv)
 
 
 def run_stream(args):
-    source = open_packed(args.packed, order=args.order, verify=False)
+    source = open_packed(args.packed, order=args.order, verify=False, workers=args.workers)
     model = common.build_model(source.row_shape)
     base = common.rss_anon_mib()
     with common.PeakSampler() as mem:

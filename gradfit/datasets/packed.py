@@ -228,7 +228,8 @@ class PackedSource:
     # -- reading ----------------------------------------------------------------------------------
     def read_rows(self, rows: np.ndarray, where: str) -> np.ndarray:
         """The records of ``rows`` (any order, repeats allowed; numbered from the start of this
-        source's range), read with one positional read per run of consecutive rows of a shard."""
+        source's range), read with one positional read per run of consecutive rows of a shard
+        (a batch in full random order: one per row, so the loop over them is kept lean)."""
         n = len(self)
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             bad = rows[(rows < 0) | (rows >= n)][0]
@@ -242,21 +243,33 @@ class PackedSource:
         buf = np.empty(len(rows), dtype=self.record)
         raw = buf.view(np.uint8).reshape(len(rows), size)
         cut = np.flatnonzero((np.diff(shard) != 0) | (np.diff(local) != 1)) + 1
-        bounds = np.concatenate(([0], cut, [len(srt)])).tolist()
-        checked = set()
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            s = int(shard[a])
-            fd = self._fd(s, where, check=s not in checked)
-            checked.add(s)
+        starts = np.concatenate(([0], cut)).astype(np.int64)
+        stops = np.concatenate((cut, [len(srt)])).astype(np.int64)
+        shards = shard[starts]
+        offsets = (self._offsets[shards] + local[starts] * size).tolist()
+        # the runs of one shard are neighbours (the rows are sorted): one descriptor for them all
+        change = np.flatnonzero(np.diff(shards)) + 1
+        groups = zip(np.concatenate(([0], change)).tolist(),
+                     np.concatenate((change, [len(starts)])).tolist())
+        starts, stops, mv = starts.tolist(), stops.tolist(), memoryview(raw.reshape(-1))
+        for g0, g1 in groups:
+            s = int(shards[g0])
+            fd = self._fd(s, where, check=True)
             try:
-                got = _read_at(fd, raw[a:b], int(self._offsets[s] + local[a] * size))
+                for k in range(g0, g1):
+                    a, b = starts[k], stops[k]
+                    want = (b - a) * size
+                    got = os.preadv(fd, [mv[a * size:b * size]], offsets[k]) if _PREADV else 0
+                    if got != want:     # a short read (or no preadv): read on, then judge
+                        got = _read_at(fd, raw[a:b], offsets[k])
+                    if got != want:
+                        row = int(local[a]) + got // size
+                        raise DatasetError(f"{where}: {self.folder / self.files[s]} ends at row "
+                                           f"{row} of its {self.shard_rows[s]}: the shard was "
+                                           f"truncated while training; restore it or pack the "
+                                           f"data again")
             finally:
                 self._release(s)
-            if got != (b - a) * size:
-                row = int(local[a]) + got // size
-                raise DatasetError(f"{where}: {self.folder / self.files[s]} ends at row {row} of "
-                                   f"its {self.shard_rows[s]}: the shard was truncated while "
-                                   f"training; restore it or pack the data again")
         out = np.empty_like(buf)
         out[order] = buf
         return out
@@ -326,6 +339,9 @@ def _stat(path):
         return os.stat(path)
     except FileNotFoundError:
         return None
+
+
+_PREADV = hasattr(os, "preadv")
 
 
 def _read_at(fd: int, view: np.ndarray, offset: int) -> int:
