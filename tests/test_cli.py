@@ -88,6 +88,21 @@ def test_optimizer_arguments_reach_the_optimizer(tmp_path, capsys):
     assert "momentum" not in saved and saved["beta_2"] == 0.99     # flags not given: not recorded
 
 
+@pytest.mark.parametrize("init, activation, bound", [
+    ("auto", "relu", lambda fan_in, fan_out: (6 / fan_in) ** 0.5),            # he_uniform
+    ("auto", "tanh", lambda fan_in, fan_out: (6 / (fan_in + fan_out)) ** 0.5),  # glorot_uniform
+    ("glorot_uniform", "relu", lambda fan_in, fan_out: (6 / (fan_in + fan_out)) ** 0.5)])
+def test_init_sets_the_hidden_layers_weights(init, activation, bound, tmp_path):
+    out = tmp_path / "init"
+    assert main(["train", "--epochs", "1", "--hidden", "300", "--verbose", "0", "--lr", "1e-12",
+                 "--activation", activation, "--init", init, "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["init"] == init
+    kernel = gradfit.load_model(str(out / "model.gfm")).get_weights()[0]          # 64 x 300
+    limit = bound(*kernel.shape)
+    assert np.abs(kernel).max() <= limit * 1.0001
+    assert np.abs(kernel).max() > 0.9 * limit          # drawn up to its own bound, not a smaller one
+
+
 def test_every_declared_hyperparameter_is_a_flag_with_its_doc():
     parser = argparse.ArgumentParser()
     train_command.add_arguments(parser)
