@@ -1,7 +1,8 @@
 """Search gradfit's fastest recipe to a target accuracy (issue 18's "best" recipe).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE GRADFIT_DATA=/work/shared/data \\
-        python benchmarks/search_recipe.py --candidates 24 --top 4 --threads 2 --out search-mnist.jsonl
+        python benchmarks/search_recipe.py --candidates 24 --refine 20 --top 4 --threads 2 \\
+        --out search-mnist.jsonl
 
 Levers: width and depth, optimizer (Adam, AdamW, SGD with Nesterov momentum), learning rate,
 schedule (linear or cosine decay per step over a number of epochs, or constant) and batch size,
@@ -230,7 +231,8 @@ def write_best(args, overrides, median, seeds, done) -> None:
     os.replace(tmp, path)
     print(f"best recipe written to {path}: {json.dumps(overrides) if overrides else 'same'}")
     if command:
-        print(f"as one command (the most epochs its runs needed, then the test accuracy):\n  {command}")
+        print("as one command (the most epochs its runs needed, then the test accuracy):\n  "
+              + command)
 
 
 if __name__ == "__main__":

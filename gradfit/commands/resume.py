@@ -4,8 +4,9 @@ A resume (``--backup`` on a folder holding the backup of an interrupted run) may
 what does not change the run being resumed: ``--epochs`` (train longer or shorter), ``--patience``,
 ``--verbose``, ``--data-dir`` (the same files elsewhere) and the optimizer's hyperparameters
 (``--learning-rate`` ..., applied from the resumed step on, unless they change the optimizer's
-state arrays, e.g. ``amsgrad``). Everything else (data, split, seed, network, optimizer,
-batch size, task) must match the backup's run: an error names the setting and both values.
+state arrays, e.g. ``amsgrad``). Everything else (data, split, seed, network and its init,
+optimizer, batch size, schedule, task) must match the backup's run: an error names the setting
+and both values.
 Keras's BackupAndRestore expects the same compile and fit arguments; Lightning's
 ``ckpt_path`` restores the optimizer including its learning rate; here a changed rate is
 applied and recorded in ``config.json`` under ``resumes``.
