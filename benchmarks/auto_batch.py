@@ -33,7 +33,6 @@ batch-size trajectory of every ``auto`` run beside its B_noise estimate, against
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -83,23 +82,6 @@ def contenders(args) -> dict:
     return out
 
 
-def run_one(overrides, seed, args) -> dict | str:
-    cmd = [sys.executable, str(HERE / "time_to_target.py"), "--framework", "gradfit", "--recipe",
-           "same", "--recipe-json", json.dumps(overrides), "--seed", str(seed), "--threads",
-           str(args.threads), "--workload", args.workload]
-    if args.target is not None:
-        cmd += ["--target", str(args.target)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                           env=driver.child_env("gradfit", args.threads))
-    except subprocess.TimeoutExpired:
-        return f"timed out after {args.timeout} s"
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode or not lines:
-        return f"exit {p.returncode}: {p.stderr.strip()[-800:]}"
-    return json.loads(lines[-1])
-
-
 def mine(records, args, names) -> list[dict]:
     return [r for r in records if r["recipe"]["name"] in names and r["seed"] in args.seed_list
             and r["recipe"].get("lr_scaling") == args.lr_scaling
@@ -120,7 +102,8 @@ def main(argv=None):
             for name in names[k % len(names):] + names[:k % len(names)]:
                 if (name, seed) in have:
                     continue
-                res = run_one(cands[name], seed, args)
+                res = driver.run_one("gradfit", "same", seed, args,
+                                     ["--recipe-json", json.dumps(cands[name])])
                 if isinstance(res, str):
                     print(f"seed {seed} {name}: FAILED {res}", flush=True)
                     continue

@@ -33,7 +33,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -112,30 +111,14 @@ def cid(overrides: dict) -> str:
     return hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def run(overrides, seed, args) -> dict | str:
-    cmd = [sys.executable, str(HERE / "time_to_target.py"), "--framework", "gradfit", "--recipe",
-           "same", "--recipe-json", json.dumps({**overrides, "max_epochs": args.max_epochs}),
-           "--seed", str(seed), "--threads", str(args.threads), "--workload", args.workload]
-    if args.target is not None:
-        cmd += ["--target", str(args.target)]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                           env=driver.child_env("gradfit", args.threads))
-    except subprocess.TimeoutExpired:
-        return f"timed out after {args.timeout} s"
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode or not lines:
-        return f"exit {p.returncode}: {p.stderr.strip()[-600:]}"
-    return json.loads(lines[-1])
-
-
 def ensure(cands, seeds, args, out, done) -> None:
     for c in cands:
         for seed in seeds:
             k = (cid(c), seed)
             if k in done:
                 continue
-            res = run(c, seed, args)
+            res = driver.run_one("gradfit", "same", seed, args, [
+                "--recipe-json", json.dumps({**c, "max_epochs": args.max_epochs})])
             if isinstance(res, str):
                 print(f"{cid(c)} seed {seed}: FAILED {res}", flush=True)
                 continue
