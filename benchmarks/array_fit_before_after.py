@@ -23,13 +23,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import before_after
+from before_after import ROOT
 CASES = [  # (label, layers, rows, x dtype, batch, epochs)
     ("digits 64-128-64-10, batch 32", (64, 128, 64, 10), None, "float32", 32, 3),
     ("784-512-512-10 float32 x, batch 256", (784, 512, 512, 10), 20_000, "float32", 256, 1),
@@ -70,20 +67,6 @@ def worker(threads, repeats):
     print(json.dumps(out))
 
 
-def run_worker(checkout, args):
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads",
-           str(args.threads), "--repeats", str(args.repeats)]
-    done = subprocess.run(cmd, env=env, cwd=str(checkout), check=True, capture_output=True,
-                          text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def spread(values):
-    s = sorted(values)
-    return f"{s[0]:9.0f} {statistics.median(s):9.0f} {s[-1]:9.0f}"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--before", default="5a81473",
@@ -95,22 +78,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.threads, args.repeats)
-    with tempfile.TemporaryDirectory(prefix="gradfit-before-") as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
-                        str(before), args.before], check=True)
-        try:
-            load_before = os.getloadavg()
-            rounds = {"before": [], "after": []}
-            for r in range(args.rounds):
-                order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
-                for which in order:
-                    rounds[which].append(run_worker(before if which == "before" else ROOT, args))
-                print(f"round {r + 1}/{args.rounds} done ({' then '.join(order)})", flush=True)
-            load_after = os.getloadavg()
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
-                           check=False)
+    rounds, load_before, load_after = before_after.alternate(
+        args.before, args.rounds, lambda checkout: before_after.worker(
+            __file__, checkout, ["--threads", args.threads, "--repeats", args.repeats]))
     print(f"\nbefore: {args.before}; after: this tree ({ROOT}); {args.threads} BLAS threads")
     print(f"load average before / after: {' '.join(f'{x:.2f}' for x in load_before)} / "
           f"{' '.join(f'{x:.2f}' for x in load_after)}; {args.rounds} rounds, alternating")
@@ -119,7 +89,7 @@ def main(argv=None):
     for label, *_ in CASES:
         b = [w["samples_per_s"][label] for w in rounds["before"]]
         a = [w["samples_per_s"][label] for w in rounds["after"]]
-        print(f"{label:<38}{spread(b):>30}{spread(a):>30}"
+        print(f"{label:<38}{before_after.spread(b, '9.0f'):>30}{before_after.spread(a, '9.0f'):>30}"
               f"{statistics.median(a) / statistics.median(b):>14.3f}")
     return 0
 

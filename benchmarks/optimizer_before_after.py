@@ -26,13 +26,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import before_after
+from before_after import ROOT
 LECTURE = 2_555_501
 CASES = [  # (label, optimizer class, kwargs, fused, parameters)
     ("Adam fused (numba), 2,555,501", "Adam", {}, True, LECTURE),
@@ -42,27 +40,16 @@ CASES = [  # (label, optimizer class, kwargs, fused, parameters)
 ]
 
 
-def best_time(fn, min_time, repeats):
-    """Seconds per call: the best of ``repeats`` batches of about ``min_time / repeats`` s."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    n = max(1, int(min_time / repeats / max(time.perf_counter() - t0, 1e-9)))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
-
-
 def worker(threads, min_time, repeats):
     """Time every case in the gradfit found on PYTHONPATH; print one JSON line."""
     import numpy as np
 
     import gradfit
     from gradfit import backend, optimizers
+    from gradfit.bench.timing import time_call   # the same code in both checkouts
+
+    def best_time(fn, min_time, repeats):
+        return time_call(fn, min_time=min_time, repeats=repeats, warmup=1)
     backend.set_num_threads(threads)
     numba = backend.configure_numba()
     out = {"gradfit": os.path.dirname(gradfit.__file__), "times": {}}
@@ -92,19 +79,6 @@ def worker(threads, min_time, repeats):
     print(json.dumps(out))
 
 
-def run_worker(checkout, args):
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(args.threads),
-           "--min-time", str(args.min_time), "--repeats", str(args.repeats)]
-    done = subprocess.run(cmd, env=env, cwd=str(checkout), check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def ms(values):
-    s = sorted(values)
-    return f"{s[0] * 1e3:8.3f} {statistics.median(s) * 1e3:8.3f} {s[-1] * 1e3:8.3f}"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--before", default="5d07e62", help="the commit to compare with (default 5d07e62)")
@@ -117,22 +91,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.threads, args.min_time, args.repeats)
-    with tempfile.TemporaryDirectory(prefix="gradfit-before-") as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
-                        str(before), args.before], check=True)
-        try:
-            load_before = os.getloadavg()
-            rounds = {"before": [], "after": []}
-            for r in range(args.rounds):
-                order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
-                for which in order:
-                    rounds[which].append(run_worker(before if which == "before" else ROOT, args))
-                print(f"round {r + 1}/{args.rounds} done ({' then '.join(order)})", flush=True)
-            load_after = os.getloadavg()
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)],
-                           check=False)
+    rounds, load_before, load_after = before_after.alternate(
+        args.before, args.rounds, lambda checkout: before_after.worker(
+            __file__, checkout, ["--threads", args.threads, "--min-time", args.min_time,
+                                 "--repeats", args.repeats]))
     env = rounds["after"][0]["environment"]
     print(f"\nbefore: {args.before} ({rounds['before'][0]['gradfit']}); after: this tree ({ROOT})")
     print(f"threads {env['threads']} (numba {env['numba_threads']}, layer "
@@ -144,7 +106,8 @@ def main(argv=None):
     for label, *_ in CASES:
         b = [w["times"][label] for w in rounds["before"]]
         a = [w["times"][label] for w in rounds["after"]]
-        print(f"{label:<34}{ms(b):>28}{ms(a):>28}{statistics.median(a) / statistics.median(b):>14.3f}")
+        ms_b, ms_a = (before_after.spread([t * 1e3 for t in v], "8.3f") for v in (b, a))
+        print(f"{label:<34}{ms_b:>28}{ms_a:>28}{statistics.median(a) / statistics.median(b):>14.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"before": args.before, "rounds": rounds,
                                                "load_average": [load_before, load_after]}, indent=1))

@@ -1,0 +1,54 @@
+"""The harness of the before/after benchmarks: one checkout of an older commit beside this tree,
+worker processes alternating between the two.
+
+``alternate(before, rounds, run)`` checks out the commit ``before`` with ``git worktree add
+--detach`` into a temporary folder, calls ``run(checkout)`` for the old checkout and for this
+tree in every round, alternating which goes first (a drift of the machine then falls on both),
+and removes the worktree whatever happens. ``worker(script, checkout, args)`` is one such call:
+``python SCRIPT --worker ARGS`` with that checkout first on ``PYTHONPATH`` and as the working
+folder, so the worker imports that checkout's gradfit; its last stdout line is a JSON object.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker(script, checkout, args) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", *map(str, args)]
+    done = subprocess.run(cmd, env=env, cwd=str(checkout), check=True, capture_output=True,
+                          text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def alternate(before, rounds, run):
+    """({"before": [results], "after": [results]}, load average before, load average after)."""
+    with tempfile.TemporaryDirectory(prefix="gradfit-before-") as tmp:
+        old = Path(tmp) / "before"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                        str(old), before], check=True)
+        try:
+            load_before = os.getloadavg()
+            results = {"before": [], "after": []}
+            for r in range(rounds):
+                order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
+                for which in order:
+                    results[which].append(run(old if which == "before" else ROOT))
+                print(f"round {r + 1}/{rounds} done ({' then '.join(order)})", flush=True)
+            load_after = os.getloadavg()
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                           check=False)
+    return results, load_before, load_after
+
+
+def spread(values, fmt) -> str:
+    """min, median and max of ``values``, each formatted by ``fmt`` (e.g. "9.0f")."""
+    s = sorted(values)
+    return " ".join(format(v, fmt) for v in (s[0], statistics.median(s), s[-1]))
