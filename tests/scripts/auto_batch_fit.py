@@ -7,26 +7,14 @@ epoch and again mid-epoch later (steps 5, 9, 23, 35 with seed 7), with dropout a
 ReduceLROnPlateau lowering the base rate under the batch's learning-rate factor.
 """
 import json
-import os
-import signal
 import sys
 
 import numpy as np
 
 import gradfit
-from gradfit.callbacks import AdaptiveBatchSize, Callback, ReduceLROnPlateau
+from gradfit.callbacks import AdaptiveBatchSize, ReduceLROnPlateau
 from gradfit.callbacks.backup_and_restore import BackupAndRestore
-
-
-class KillAt(Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step, self.seen = step, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+from kill_at import KillAt
 
 
 backup_dir, out, kill_at, save_freq = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -3,26 +3,14 @@
 usage: python resumable_fit.py BACKUP_DIR OUT.npy KILL_AT_STEP SAVE_FREQ
 KILL_AT_STEP = -1 runs to the end. SAVE_FREQ = "epoch" or an integer number of steps.
 """
-import os
-import signal
 import sys
 
 import numpy as np
 
 import gradfit
-from gradfit.callbacks import Callback, EarlyStopping, ReduceLROnPlateau
+from gradfit.callbacks import EarlyStopping, ReduceLROnPlateau
 from gradfit.callbacks.backup_and_restore import BackupAndRestore
-
-
-class KillAt(Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step, self.seen = step, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+from kill_at import KillAt
 
 
 backup_dir, out, kill_at, save_freq = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

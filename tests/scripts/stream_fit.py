@@ -12,15 +12,15 @@ steps trained in this launch, rows read by each rank) and prints DONE.
 """
 import json
 import os
-import signal
 import sys
 
 import numpy as np
 
 import gradfit
-from gradfit.callbacks import BackupAndRestore, Callback
+from gradfit.callbacks import BackupAndRestore
 from gradfit.datasets import open as open_packed
 from gradfit.parallel import get_comm
+from kill_at import KillAt
 
 kind, data, backup, out, kill_at = sys.argv[1:6]
 save_freq = int(sys.argv[6]) if len(sys.argv) > 6 else 4
@@ -45,15 +45,6 @@ def endless():
             yield x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]
 
 
-class KillAt(Callback):
-    done = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.done += 1
-        if comm.rank == 0 and self.done == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)          # no cleanup, no backup of this step
-
-
 if kind in ("packed", "block"):
     source = open_packed(os.path.join(data, "packed"), order="full" if kind == "packed" else "block",
                          block_rows=60, chunk_rows=7)
@@ -72,7 +63,7 @@ model = gradfit.Sequential([gradfit.Input(shape=(x.shape[1],)), gradfit.Dense(16
                            dtype="float64")
 model.compile(optimizer=gradfit.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
               metrics=["accuracy"])
-killer = KillAt()
+killer = KillAt(kill_at, armed=comm.rank == 0)
 history = model.fit(**args, epochs=3, verbose=0, validation_data=(x[:48], y[:48]),
                     callbacks=[killer, BackupAndRestore(backup, save_freq=save_freq)])
 rows = np.zeros(comm.size)
@@ -81,6 +72,6 @@ comm.allreduce_array_(rows)
 if comm.rank == 0:
     np.save(out + ".npy", model.params)
     with open(out + ".json", "w") as f:
-        json.dump({"history": history.history, "steps": killer.done, "ranks": comm.size,
+        json.dump({"history": history.history, "steps": killer.seen, "ranks": comm.size,
                    "rows_read": rows.tolist()}, f)
 print(f"DONE rank {comm.rank}", flush=True)
