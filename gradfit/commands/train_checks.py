@@ -117,7 +117,7 @@ def apply_schedule(args, opt, n):
     equal-size batches: ``n // batch`` steps an epoch), held after it."""
     if args.schedule == "constant":
         return
-    if isinstance(opt, optimizers.SecondOrderMethod) or callable(opt.learning_rate):
+    if isinstance(opt, optimizers.SecondOrderMethod):
         raise ArgumentError("schedule", args.schedule, f"constant for --optimizer {args.optimizer}",
                             "a second-order method sets its own steps: drop {schedule}")
     batch = 32 if args.batch_size is None else args.batch_size
