@@ -207,6 +207,13 @@ def test_summary_medians_and_paired_ratios():
     assert r["of_medians"] == pytest.approx(4.0 / 3.0)
     assert r["paired_median"] == pytest.approx(1.5) and r["paired_range"] == [1.0, 2.0]
     assert "torch:same / gradfit:same" in driver.summary_text(s)
+    # seconds per epoch: the spans between evaluations, over every run's epochs
+    recs[0]["evals"] = [{"seconds": 0.5}, {"seconds": 1.5}, {"seconds": 2.0}]   # 0.5, 1.0, 0.5
+    recs[1]["evals"] = [{"seconds": 2.0}]                                          # 2.0
+    s = driver.summarize(recs, [("gradfit", "same"), ("torch", "same")], [0, 1, 2])
+    assert s["contenders"]["gradfit:same"]["median_s_per_epoch"] == 0.75
+    assert s["contenders"]["torch:same"]["median_s_per_epoch"] is None
+    assert driver.summary_text(s).splitlines()[1].endswith("0.750")
 
 
 @pytest.mark.slow

@@ -125,6 +125,7 @@ def summarize(records, contenders, seeds) -> dict:
             "median_s": statistics.median(secs) if secs else None,
             "min_s": secs[0] if secs else None, "max_s": secs[-1] if secs else None,
             "median_epochs": statistics.median(r["epochs"] for r in rs) if rs else None,
+            "median_s_per_epoch": _median_epoch_seconds(rs),
             "by_seed": {r["seed"]: r["seconds"] for r in rs},
         }
     ratios = {}
@@ -144,12 +145,25 @@ def summarize(records, contenders, seeds) -> dict:
     return {"contenders": rows, "ratios": ratios}
 
 
+def _median_epoch_seconds(records):
+    """The median time of one epoch (training and its evaluation) over every epoch of
+    ``records``: the differences of consecutive ``evals[].seconds``."""
+    spans = []
+    for r in records:
+        at = [0.0] + [e["seconds"] for e in r.get("evals", [])]
+        spans += [b - a for a, b in zip(at, at[1:])]
+    return statistics.median(spans) if spans else None
+
+
 def summary_text(s: dict) -> str:
-    lines = [f"{'contender':<22}{'reached':>9}{'median s':>10}{'min':>8}{'max':>8}{'epochs':>8}"]
+    lines = [f"{'contender':<22}{'reached':>9}{'median s':>10}{'min':>8}{'max':>8}{'epochs':>8}"
+             f"{'s/epoch':>9}"]
     for name, r in s["contenders"].items():
         f = lambda v: f"{v:.2f}" if v is not None else "-"   # noqa: E731
+        g = lambda v: f"{v:.3f}" if v is not None else "-"   # noqa: E731
         lines.append(f"{name:<22}{r['reached']:>5}/{r['runs']:<3}{f(r['median_s']):>10}"
-                     f"{f(r['min_s']):>8}{f(r['max_s']):>8}{f(r['median_epochs']):>8}")
+                     f"{f(r['min_s']):>8}{f(r['max_s']):>8}{f(r['median_epochs']):>8}"
+                     f"{g(r.get('median_s_per_epoch')):>9}")
     if s["ratios"]:
         lines.append("ratios of times (> 1: the contender after the slash is faster by that "
                      "factor): of the medians; median [range] of the same-seed ratios:")
