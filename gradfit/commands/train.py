@@ -46,8 +46,9 @@ from .common import add_data_arguments, build_network, load_data, parse_hidden, 
 from .outcome import final_line, read_outcome, results
 from .types import integer, number
 
-#: the exit status of each ending (2 is a bad input, refused before training)
+#: the initializers --init offers (constant kernels would leave the hidden units identical)
 HIDDEN_INITS = [name for name in INITIALIZERS if name not in ("zeros", "ones")]
+#: the exit status of each ending (2 is a bad input, refused before training)
 EXIT_STATUS = {"finished": 0, "early_stop": 0, "optimizer_stop": 0, "nan": 3, "interrupted": 130}
 
 def add_arguments(p):

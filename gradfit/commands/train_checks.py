@@ -120,7 +120,7 @@ def apply_schedule(args, opt, n):
     if isinstance(opt, optimizers.SecondOrderMethod):
         raise ArgumentError("schedule", args.schedule, f"constant for --optimizer {args.optimizer}",
                             "a second-order method sets its own steps: drop {schedule}")
-    batch = 32 if args.batch_size is None else args.batch_size
+    batch = first_batch(args, opt, n, 1)        # fixed: auto is refused with a schedule
     epochs = args.epochs if args.decay_epochs is None else args.decay_epochs
     steps = max(1, round(epochs * max(1, n // batch)))
     lr = float(opt.learning_rate)
