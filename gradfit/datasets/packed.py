@@ -258,11 +258,8 @@ class PackedSource:
             try:
                 for k in range(g0, g1):
                     a, b = starts[k], stops[k]
-                    want = (b - a) * size
-                    got = os.preadv(fd, [mv[a * size:b * size]], offsets[k]) if _PREADV else 0
-                    if got != want:     # a short read (or no preadv): read on, then judge
-                        got = _read_at(fd, raw[a:b], offsets[k])
-                    if got != want:
+                    got = _read_at(fd, mv[a * size:b * size], offsets[k])
+                    if got != (b - a) * size:
                         row = int(local[a]) + got // size
                         raise DatasetError(f"{where}: {self.folder / self.files[s]} ends at row "
                                            f"{row} of its {self.shard_rows[s]}: the shard was "
@@ -344,16 +341,17 @@ def _stat(path):
 _PREADV = hasattr(os, "preadv")
 
 
-def _read_at(fd: int, view: np.ndarray, offset: int) -> int:
-    """Read into ``view`` from ``offset`` without moving a shared file position (threads share
-    the descriptors); the number of bytes read (short at the end of a truncated file)."""
-    total, mv = 0, memoryview(view).cast("B")
-    while total < len(mv):
-        if hasattr(os, "preadv"):
-            got = os.preadv(fd, [mv[total:]], offset + total)
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    """Read into the byte view ``view`` from ``offset`` without moving a shared file position
+    (threads share the descriptors); the number of bytes read (short at the end of a truncated
+    file). One ``preadv`` in the usual case: it runs once per row of a random-order batch."""
+    total = 0
+    while total < len(view):
+        if _PREADV:
+            got = os.preadv(fd, [view[total:]], offset + total)
         else:
-            data = os.pread(fd, len(mv) - total, offset + total)
-            mv[total:total + len(data)] = data
+            data = os.pread(fd, len(view) - total, offset + total)
+            view[total:total + len(data)] = data
             got = len(data)
         if got == 0:
             break
