@@ -12,6 +12,7 @@ from gradfit.datasets import (Conversion, DatasetError, Request, block_order, pa
                               pack_chunks, pack_file, read_index)
 from gradfit.datasets import open as open_packed
 from gradfit.datasets import packed as packed_module
+from gradfit.datasets import preads
 from gradfit.datasets.idx import write_idx
 from gradfit.datasets.shuffle import block_runs, chunks, stratified_permutation
 
@@ -26,6 +27,17 @@ def _all_rows(src, order=None):
     return src.fetch(Request(0, 0, order))
 
 
+@pytest.fixture(params=["compiled", "python"])
+def reads(request, monkeypatch):
+    """Each reading test runs twice: rows read by the compiled loop (`preads`, numba is in the
+    test extra, so it must build) and by the Python loop alone (numba absent)."""
+    if request.param == "compiled":
+        assert preads._compiled(), "the compiled read loop did not build"
+    else:
+        monkeypatch.setattr(preads, "_kernel", False)
+    return request.param
+
+
 @pytest.fixture
 def packed(tmp_path):
     x, y = _images()
@@ -33,8 +45,14 @@ def packed(tmp_path):
     return tmp_path / "p", x, y
 
 
-def test_pack_then_open_gives_back_every_row_in_any_order(packed):
+def test_pack_then_open_gives_back_every_row_in_any_order(packed, reads, monkeypatch):
     folder, x, y = packed
+    compiled = []                  # runs read by the compiled loop, per batch
+
+    def counted(*args):
+        compiled.append(preads.read_runs(*args))
+        return compiled[-1]
+    monkeypatch.setattr(packed_module, "read_runs", counted)
     index = read_index(folder)
     assert index["rows"] == 1000 and [s["rows"] for s in index["shards"]] == [130] * 7 + [90]
     assert index["x"] == {"shape": [6, 5], "dtype": "|u1"} and index["num_classes"] == 10
@@ -47,6 +65,8 @@ def test_pack_then_open_gives_back_every_row_in_any_order(packed):
     xs, ys = src.fetch(Request(0, 0, rows))
     assert np.array_equal(xs, x[rows].astype(np.float32)) and np.array_equal(ys, y[rows])
     assert src.rows_read == 1007
+    # all 1000 rows, sorted: one run per shard (8); the 7 rows: 0 | 5 | 5 | 129 | 130-131 | 999
+    assert compiled == ([8, 6] if reads == "compiled" else [0, 0])
     # every shard is an ordinary .npy of fixed-size records
     shard = np.load(folder / "shard-00001.npy", mmap_mode="r")
     assert np.array_equal(shard["x"], x[130:260]) and np.array_equal(shard["y"], y[130:260])
@@ -186,7 +206,7 @@ def test_a_corrupt_or_foreign_index_is_refused(packed, tmp_path):
         open_packed(tmp_path / "nowhere")
 
 
-def test_a_shard_changed_while_training_stops_the_next_read_with_its_name(packed):
+def test_a_shard_changed_while_training_stops_the_next_read_with_its_name(packed, reads):
     folder, _, _ = packed
     src = open_packed(folder)
     src.fetch(Request(0, 0, np.arange(0, 300)))           # shards 0-2 are open now
@@ -215,7 +235,7 @@ def test_a_shard_replaced_or_an_index_rewritten_is_caught_at_the_epoch_start(pac
         src.check_unchanged()
 
 
-def test_a_short_read_names_the_shard_and_row(packed, monkeypatch):
+def test_a_short_read_names_the_shard_and_row(packed, reads, monkeypatch):
     folder, _, _ = packed
     src = open_packed(folder)
     path = folder / "shard-00005.npy"
@@ -254,7 +274,7 @@ def test_a_packed_source_travels_to_another_process_without_its_files(packed, mo
     assert len(src._fds) == 0
 
 
-def test_threads_reading_many_shards_through_few_descriptors_get_the_right_rows(tmp_path, monkeypatch):
+def test_threads_reading_many_shards_through_few_descriptors_get_the_right_rows(tmp_path, monkeypatch, reads):
     from gradfit.datasets import Prefetcher
     x, y = _images(2000)
     pack(x, y, tmp_path / "p", shard_rows=50)                  # 40 shards
@@ -266,6 +286,25 @@ def test_threads_reading_many_shards_through_few_descriptors_get_the_right_rows(
         for req, (xb, yb) in feed:
             assert np.array_equal(xb, x[req.key].astype(np.float32)), req.step
     assert src.rows_read == 2000 and len(src._fds) <= 3 + 4
+
+
+def test_the_compiled_loop_reads_whole_runs_and_stops_at_the_first_short_one(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(100)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out = np.zeros(40, dtype=np.uint8)
+        offsets, starts, stops = (np.array(v, dtype=np.int64) for v in
+                                  ([90, 0, 95, 10], [0, 2, 4, 6], [2, 4, 6, 8]))
+        fds = np.full(4, fd, dtype=np.int64)
+        # runs of 2 rows of 5 bytes: the third (bytes 95..104) runs past the end of the file
+        assert preads.read_runs(fds, out, offsets, starts, stops, 5) == 2
+        assert out[:20].tolist() == list(range(90, 100)) + list(range(10))
+        assert preads.read_runs(fds[:0], out, offsets[:0], starts[:0], stops[:0], 5) == 0
+        assert preads.read_runs(np.full(1, -1, dtype=np.int64), out, offsets[:1], starts[:1],
+                                stops[:1], 5) == 0          # a failing read is short too
+    finally:
+        os.close(fd)
 
 
 def test_take_serves_a_range_of_rows_without_a_copy(packed):

@@ -1,7 +1,8 @@
 """`PackedSource`: the rows of a packed directory (`packed_format`), read per batch.
 
-Rows are read with positional reads (``os.preadv``) into a buffer the size of one batch: one
-read per run of consecutive rows of a shard. The files are never mapped, so a shard truncated
+Rows are read with positional reads (``pread``) into a buffer the size of one batch: one
+read per run of consecutive rows of a shard, issued from a compiled loop (`preads`, with numba)
+or from Python (``os.preadv``, without it). The files are never mapped, so a shard truncated
 while training gives a short read and a clear error instead of SIGBUS. Opening checks every
 shard's size and header against the index (a truncated shard, a wrong row width or dtype), and
 with ``verify=True`` its SHA-256; every fetch checks that the shards it reads have not changed
@@ -22,6 +23,7 @@ import numpy as np
 from ..checks import check_choice, check_int
 from .base import DatasetError
 from .convert import Conversion
+from .preads import read_runs
 from .packed_format import INDEX, index_bytes, parse_index, read_header, record_dtype, sha256_file
 from .shuffle import block_order
 from .sources import Request, Rows, check_range, request_rows
@@ -229,7 +231,8 @@ class PackedSource:
     def read_rows(self, rows: np.ndarray, where: str) -> np.ndarray:
         """The records of ``rows`` (any order, repeats allowed; numbered from the start of this
         source's range), read with one positional read per run of consecutive rows of a shard
-        (a batch in full random order: one per row, so the loop over them is kept lean)."""
+        (a batch in full random order: one per row, so they are issued by `preads.read_runs`,
+        and by Python only where it stops: no numba, or a short read to retry or report)."""
         n = len(self)
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             bad = rows[(rows < 0) | (rows >= n)][0]
@@ -246,30 +249,51 @@ class PackedSource:
         starts = np.concatenate(([0], cut)).astype(np.int64)
         stops = np.concatenate((cut, [len(srt)])).astype(np.int64)
         shards = shard[starts]
-        offsets = (self._offsets[shards] + local[starts] * size).tolist()
-        # the runs of one shard are neighbours (the rows are sorted): one descriptor for them all
+        offsets = (self._offsets[shards] + local[starts] * size).astype(np.int64)
+        # the runs of one shard are neighbours (the rows are sorted): the shards are opened (and
+        # checked unchanged) once each, a group of them at a time, and the group's runs read
         change = np.flatnonzero(np.diff(shards)) + 1
-        groups = zip(np.concatenate(([0], change)).tolist(),
-                     np.concatenate((change, [len(starts)])).tolist())
-        starts, stops, mv = starts.tolist(), stops.tolist(), memoryview(raw.reshape(-1))
-        for g0, g1 in groups:
-            s = int(shards[g0])
-            fd = self._fd(s, where, check=True)
+        first_run = np.concatenate(([0], change, [len(starts)])).tolist()
+        flat = raw.reshape(-1)
+        group = max(1, _MAX_OPEN // 4)           # descriptors held at once, per reading thread
+        for g in range(0, len(first_run) - 1, group):
+            g1 = min(g + group, len(first_run) - 1)
+            lo, hi = first_run[g], first_run[g1]
+            held = []
             try:
-                for k in range(g0, g1):
-                    a, b = starts[k], stops[k]
-                    got = _read_at(fd, mv[a * size:b * size], offsets[k])
-                    if got != (b - a) * size:
-                        row = int(local[a]) + got // size
-                        raise DatasetError(f"{where}: {self.folder / self.files[s]} ends at row "
-                                           f"{row} of its {self.shard_rows[s]}: the shard was "
-                                           f"truncated while training; restore it or pack the "
-                                           f"data again")
+                for k in first_run[g:g1]:
+                    held.append((int(shards[k]), self._fd(int(shards[k]), where, check=True)))
+                fds = np.repeat(np.array([fd for _, fd in held], dtype=np.int64),
+                                np.diff(first_run[g:g1 + 1]))
+                self._read_runs(fds, flat, offsets[lo:hi], starts[lo:hi], stops[lo:hi],
+                                shards[lo:hi], local, where)
             finally:
-                self._release(s)
+                for s, _ in held:
+                    self._release(s)
         out = np.empty_like(buf)
         out[order] = buf
         return out
+
+    def _read_runs(self, fds, flat, offsets, starts, stops, shards, local, where):
+        """Read runs ``k`` (``stops[k] - starts[k]`` rows from byte ``offsets[k]`` of ``fds[k]``
+        into row ``starts[k]`` of ``flat``): compiled first; whatever it leaves (all of it
+        without numba, or from a short read on) in Python, where a short read is retried,
+        raised or named."""
+        size = self.record.itemsize
+        first = read_runs(fds, flat, offsets, starts, stops, size)
+        if first == len(offsets):
+            return
+        mv = memoryview(flat)
+        for k, (a, b, fd, at) in enumerate(zip(starts[first:].tolist(), stops[first:].tolist(),
+                                               fds[first:].tolist(), offsets[first:].tolist()),
+                                           start=first):
+            got = _read_at(fd, mv[a * size:b * size], at)
+            if got != (b - a) * size:
+                s = int(shards[k])
+                row = int(local[a]) + got // size
+                raise DatasetError(f"{where}: {self.folder / self.files[s]} ends at row {row} of "
+                                   f"its {self.shard_rows[s]}: the shard was truncated while "
+                                   f"training; restore it or pack the data again")
 
     def _origin(self, rows):
         def origin(i):
@@ -344,7 +368,8 @@ _PREADV = hasattr(os, "preadv")
 def _read_at(fd: int, view: memoryview, offset: int) -> int:
     """Read into the byte view ``view`` from ``offset`` without moving a shared file position
     (threads share the descriptors); the number of bytes read (short at the end of a truncated
-    file). One ``preadv`` in the usual case: it runs once per row of a random-order batch."""
+    file). One ``preadv`` in the usual case; it reads what `preads.read_runs` left: nothing
+    after a full compiled read, everything without numba."""
     total = 0
     while total < len(view):
         if _PREADV:
