@@ -18,10 +18,23 @@ child process, so that one's memory never counts in the other's:
 Throughput = samples trained / wall time of the epoch (the first step included in both).
 Target: streaming >= 90% of in memory. The machine's load average is printed before and after;
 numbers from a busy machine are not claims.
+
+``--mode paired`` measures the throughput ratio alone, both sides in ONE process, in turns
+(``--rounds`` rounds, the order swapped every round): a ``fit`` of ``--steps`` steps streamed
+from the packed directory, then a ``fit`` of as many steps on a float32 array of the first
+``--steps`` x batch rows (two models of the same shapes), each timed from the end of its 20th
+step to the end of its last by a callback, so that the work before the first step (a 2,000,000-
+row permutation, the prefetch thread's start; once per epoch, 0.2% of a full streamed epoch) is
+out of both. On a shared VM whose speed drifts minute to minute, alternating in one process
+pairs each streamed run with an in-memory run under the same conditions; the per-round ratios
+and their median are printed.
+
+    python benchmarks/stream_bench.py /scratch/big-packed --mode paired --steps 1000 --rounds 6
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +42,10 @@ import time
 import stream_common as common
 
 import numpy as np
+
+import gradfit
+from gradfit.backend import set_num_threads
+from gradfit.bench.env import blas_kernel, cpu_model
 
 from gradfit.datasets import open as open_packed
 
@@ -45,7 +62,8 @@ def parse(argv=None):
     ap.add_argument("--order", default="full", choices=["full", "block"])
     ap.add_argument("--workers", type=int, default=1,
                     help="prefetch threads of the streamed run (0: read on the training thread)")
-    ap.add_argument("--mode", default="both", choices=["both", "stream", "memory"])
+    ap.add_argument("--mode", default="both", choices=["both", "stream", "memory", "paired"])
+    ap.add_argument("--rounds", type=int, default=6, help="paired mode: rounds (default 6)")
     return ap.parse_args(argv)
 
 
@@ -81,8 +99,63 @@ def run_memory(args):
             "peak_rss_anon_mib": mem.peak, "array_mib": x.nbytes / 2**20}
 
 
+class StepClock(gradfit.callbacks.Callback):
+    """The time at the end of every training step; ``rate`` from the end of step ``skip`` on."""
+
+    def __init__(self, skip=20):
+        super().__init__()
+        self.skip, self.times = skip, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+    def rate(self, batch_size):
+        steps = len(self.times) - self.skip
+        return steps * batch_size / (self.times[-1] - self.times[self.skip - 1])
+
+
+def run_paired(args):
+    """Streamed and in-memory fits in turns in this process (module docstring)."""
+    steps = args.steps or 1000
+    source = open_packed(args.packed, order=args.order, verify=False, workers=args.workers)
+    n = min(len(source), steps * args.batch_size)
+    records = source.read_rows(np.arange(n), "loading")
+    x, y = records["x"].astype(np.float32), records["y"].astype(np.int64)
+    del records
+    models = {mode: common.build_model(source.row_shape) for mode in ("stream", "memory")}
+    rates = {"stream": [], "memory": []}
+    for r in range(args.rounds):
+        for mode in ("stream", "memory") if r % 2 == 0 else ("memory", "stream"):
+            clock = StepClock()
+            if mode == "stream":
+                models[mode].fit(source, batch_size=args.batch_size, epochs=1, verbose=0,
+                                 steps_per_epoch=steps, callbacks=[clock])
+            else:
+                models[mode].fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0,
+                                 callbacks=[clock])
+            rates[mode].append(clock.rate(args.batch_size))
+        print(f"  round {r + 1}: stream {rates['stream'][-1]:8.0f}  memory "
+              f"{rates['memory'][-1]:8.0f} samples/s  ratio "
+              f"{rates['stream'][-1] / rates['memory'][-1]:.1%}", flush=True)
+    ratios = sorted(s / m for s, m in zip(rates["stream"], rates["memory"]))
+    print(f"784-512-512-10, batch {args.batch_size}, {args.threads} BLAS threads, order "
+          f"{args.order}, {steps} steps per fit ({n} rows in memory), one process")
+    print(f"  streaming / in memory per round: min {ratios[0]:.1%}  median "
+          f"{statistics.median(ratios):.1%}  max {ratios[-1]:.1%} (target >= 90%)")
+    return {"mode": "paired", "stream": rates["stream"], "memory": rates["memory"],
+            "ratios": ratios}
+
+
 def main(argv=None):
     args = parse(argv)
+    if args.mode == "paired":
+        set_num_threads(args.threads)
+        print(f"CPU: {cpu_model()}; BLAS: {blas_kernel()}; numpy {np.__version__}, "
+              f"gradfit {gradfit.__version__}")
+        print(f"load average before: {os.getloadavg()}")
+        print(json.dumps(run_paired(args)))
+        print(f"load average after: {os.getloadavg()}")
+        return 0
     if args.mode != "both":
         result = run_stream(args) if args.mode == "stream" else run_memory(args)
         print("RESULT " + json.dumps(result), flush=True)
