@@ -1,6 +1,7 @@
 """The streaming benchmarks quoted in docs/streaming.md run end to end on a small packed set:
 `stream_bench.py --mode paired` prints one ratio per round from both sides of one process, and
-`gather_pwritev_probe.py` gathers the same bytes as `read_rows` (it asserts so itself)."""
+`gather_pwritev_probe.py` gathers the same bytes as `read_rows` (it asserts so itself) and
+survives a gather from past the end of a truncated mapping."""
 import json
 import os
 import subprocess
@@ -48,4 +49,5 @@ def test_the_paired_throughput_run_times_both_sides_every_round(small_packed):
 def test_the_pwritev_probe_gathers_the_bytes_read_rows_reads(small_packed):
     stdout = _run("gather_pwritev_probe.py", small_packed, "--batches", 20)
     assert "3000 rows of 785 bytes in 5 shards" in stdout
+    assert "gathered 200 bytes before, 100 after" in stdout and "Bad address" in stdout
     assert stdout.count("pwritev from mappings") == 2 and stdout.count("read_rows") == 2
