@@ -23,8 +23,8 @@ import numpy as np
 from ..checks import check_choice, check_int
 from .base import DatasetError
 from .convert import Conversion
-from .preads import read_runs
 from .packed_format import INDEX, index_bytes, parse_index, read_header, record_dtype, sha256_file
+from .preads import read_runs
 from .shuffle import block_order
 from .sources import Request, Rows, check_range, request_rows
 
