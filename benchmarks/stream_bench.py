@@ -19,19 +19,22 @@ Throughput = samples trained / wall time of the epoch (the first step included i
 Target: streaming >= 90% of in memory. The machine's load average is printed before and after;
 numbers from a busy machine are not claims.
 
-``--mode paired`` measures the throughput ratio alone, both sides in ONE process, in turns
-(``--rounds`` rounds, the order swapped every round): a ``fit`` of ``--steps`` steps streamed
-from the packed directory, then a ``fit`` of as many steps on a float32 array of the first
-``--steps`` x batch rows (two models of the same shapes), each timed from the end of its 20th
-step to the end of its last by a callback, so that the work before the first step (a 2,000,000-
-row permutation, the prefetch thread's start; once per epoch, 0.2% of a full streamed epoch) is
-out of both. On a shared VM whose speed drifts minute to minute, alternating in one process
-pairs each streamed run with an in-memory run under the same conditions; the per-round ratios
-and their median are printed.
+``--mode paired`` measures the throughput ratio alone, in ONE process, in turns (``--rounds``
+rounds, the order rotating through the 6 permutations): a ``fit`` of ``--steps`` steps streamed
+from the packed directory; a ``fit`` of as many steps on a float32 array of the first
+``--steps`` x batch rows; and a control, the streamed path with its reads replaced by a gather
+from those rows held in memory (`RowsFromMemory`), which splits the gap into the reads' cost
+(stream / control) and the rest of the path (control / memory). Three models of the same
+shapes; each fit is timed from the end of its 20th step to the end of its last by a callback,
+so that the work before the first step (a 2,000,000-row permutation, the prefetch thread's
+start; once per epoch, 0.2% of a full streamed epoch) is out of all. On a shared VM whose speed
+drifts minute to minute, taking turns in one process compares runs made under the same
+conditions; the per-round ratios and their medians are printed.
 
-    python benchmarks/stream_bench.py /scratch/big-packed --mode paired --steps 1000 --rounds 6
+    python benchmarks/stream_bench.py /scratch/big-packed --mode paired --steps 1000 --rounds 12
 """
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -48,6 +51,7 @@ from gradfit.backend import set_num_threads
 from gradfit.bench.env import blas_kernel, cpu_model
 
 from gradfit.datasets import open as open_packed
+from gradfit.datasets.packed import PackedSource
 
 
 def parse(argv=None):
@@ -114,36 +118,60 @@ class StepClock(gradfit.callbacks.Callback):
         return steps * batch_size / (self.times[-1] - self.times[self.skip - 1])
 
 
+class RowsFromMemory(PackedSource):
+    """The control of ``--mode paired``: a packed source whose reads are replaced by a gather
+    from records held in memory (row ``r`` is record ``r % len(records)``), so that everything
+    else of the streamed path runs as it is: the source, the prefetch thread, the conversion."""
+
+    def read_rows(self, rows, where):
+        return self.records[rows % len(self.records)]
+
+
+SIDES = ("stream", "control", "memory")
+
+
 def run_paired(args):
-    """Streamed and in-memory fits in turns in this process (module docstring)."""
+    """Streamed, control and in-memory fits in turns in this process (module docstring)."""
     steps = args.steps or 1000
     source = open_packed(args.packed, order=args.order, verify=False, workers=args.workers)
+    control = RowsFromMemory(args.packed, order=args.order, verify=False, workers=args.workers)
     n = min(len(source), steps * args.batch_size)
-    records = source.read_rows(np.arange(n), "loading")
-    x, y = records["x"].astype(np.float32), records["y"].astype(np.int64)
-    del records
-    models = {mode: common.build_model(source.row_shape) for mode in ("stream", "memory")}
-    rates = {"stream": [], "memory": []}
+    control.records = source.read_rows(np.arange(n), "loading")
+    x, y = control.records["x"].astype(np.float32), control.records["y"].astype(np.int64)
+    models = {side: common.build_model(source.row_shape) for side in SIDES}
+    rates = {side: [] for side in SIDES}
+    orders = list(itertools.permutations(SIDES))
     for r in range(args.rounds):
-        for mode in ("stream", "memory") if r % 2 == 0 else ("memory", "stream"):
+        for side in orders[r % len(orders)]:
             clock = StepClock()
-            if mode == "stream":
-                models[mode].fit(source, batch_size=args.batch_size, epochs=1, verbose=0,
-                                 steps_per_epoch=steps, callbacks=[clock])
-            else:
-                models[mode].fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0,
+            if side == "memory":
+                models[side].fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0,
                                  callbacks=[clock])
-            rates[mode].append(clock.rate(args.batch_size))
-        print(f"  round {r + 1}: stream {rates['stream'][-1]:8.0f}  memory "
-              f"{rates['memory'][-1]:8.0f} samples/s  ratio "
-              f"{rates['stream'][-1] / rates['memory'][-1]:.1%}", flush=True)
-    ratios = sorted(s / m for s, m in zip(rates["stream"], rates["memory"]))
+            else:
+                models[side].fit(source if side == "stream" else control, verbose=0, epochs=1,
+                                 batch_size=args.batch_size, steps_per_epoch=steps,
+                                 callbacks=[clock])
+            rates[side].append(clock.rate(args.batch_size))
+        last = {side: rates[side][-1] for side in SIDES}
+        print(f"  round {r + 1}: samples/s stream {last['stream']:6.0f}  control "
+              f"{last['control']:6.0f}  memory {last['memory']:6.0f};  stream / memory "
+              f"{last['stream'] / last['memory']:.1%}, stream / control "
+              f"{last['stream'] / last['control']:.1%}", flush=True)
+
+    def ratios(a, b):
+        return sorted(u / v for u, v in zip(rates[a], rates[b]))
+    out = {"mode": "paired", **rates, "ratios": ratios("stream", "memory"),
+           "stream_over_control": ratios("stream", "control"),
+           "control_over_memory": ratios("control", "memory")}
     print(f"784-512-512-10, batch {args.batch_size}, {args.threads} BLAS threads, order "
           f"{args.order}, {steps} steps per fit ({n} rows in memory), one process")
-    print(f"  streaming / in memory per round: min {ratios[0]:.1%}  median "
-          f"{statistics.median(ratios):.1%}  max {ratios[-1]:.1%} (target >= 90%)")
-    return {"mode": "paired", "stream": rates["stream"], "memory": rates["memory"],
-            "ratios": ratios}
+    for key, label in (("ratios", "streaming / in memory"),
+                       ("stream_over_control", "streaming / control (the reads' cost)"),
+                       ("control_over_memory", "control / in memory (the rest of the path)")):
+        r = out[key]
+        print(f"  {label:<45} min {r[0]:6.1%}  median {statistics.median(r):6.1%}  "
+              f"max {r[-1]:6.1%}" + ("  (target >= 90%)" if key == "ratios" else ""))
+    return out
 
 
 def main(argv=None):
