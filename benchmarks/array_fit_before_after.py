@@ -82,8 +82,7 @@ def main(argv=None):
         args.before, args.rounds, lambda checkout: before_after.worker(
             __file__, checkout, ["--threads", args.threads, "--repeats", args.repeats]))
     print(f"\nbefore: {args.before}; after: this tree ({ROOT}); {args.threads} BLAS threads")
-    print(f"load average before / after: {' '.join(f'{x:.2f}' for x in load_before)} / "
-          f"{' '.join(f'{x:.2f}' for x in load_after)}; {args.rounds} rounds, alternating")
+    print(before_after.load_line(load_before, load_after, args.rounds))
     print(f"\n{'samples/s (best of a worker)':<38}{'before: min  median   max':>30}"
           f"{'after: min  median   max':>30}{'after/before':>14}")
     for label, *_ in CASES:

@@ -48,6 +48,12 @@ def alternate(before, rounds, run):
     return results, load_before, load_after
 
 
+def load_line(load_before, load_after, rounds) -> str:
+    """The machine's load averages around the rounds, as every before/after report prints them."""
+    return (f"load average before / after: {' '.join(f'{x:.2f}' for x in load_before)} / "
+            f"{' '.join(f'{x:.2f}' for x in load_after)}; {rounds} rounds, alternating")
+
+
 def spread(values, fmt) -> str:
     """min, median and max of ``values``, each formatted by ``fmt`` (e.g. "9.0f")."""
     s = sorted(values)

@@ -99,8 +99,7 @@ def main(argv=None):
     print(f"\nbefore: {args.before} ({rounds['before'][0]['gradfit']}); after: this tree ({ROOT})")
     print(f"threads {env['threads']} (numba {env['numba_threads']}, layer "
           f"{env['numba_threading_layer']}); BLAS {env['blas']}; versions {env['versions']}")
-    print(f"load average before / after: {' '.join(f'{x:.2f}' for x in load_before)} / "
-          f"{' '.join(f'{x:.2f}' for x in load_after)}; {args.rounds} rounds, alternating")
+    print(before_after.load_line(load_before, load_after, args.rounds))
     print(f"\n{'float32, ms per step':<34}{'before: min   median    max':>28}"
           f"{'after: min   median    max':>28}{'after/before':>14}")
     for label, *_ in CASES:

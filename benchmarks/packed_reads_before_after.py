@@ -58,8 +58,7 @@ def main(argv=None):
                                  "--repeats", args.repeats]))
     print(f"\nbefore: {args.before}; after: this tree; batch {BATCH}, full random order, "
           f"best of {args.repeats} x {args.batches} batches per worker")
-    print(f"load average before / after: {' '.join(f'{x:.2f}' for x in load_before)} / "
-          f"{' '.join(f'{x:.2f}' for x in load_after)}; {args.rounds} rounds, alternating")
+    print(before_after.load_line(load_before, load_after, args.rounds))
     b = [w["ms_per_batch"] for w in rounds["before"]]
     a = [w["ms_per_batch"] for w in rounds["after"]]
     print(f"ms per batch   before (min median max) {before_after.spread(b, '6.2f')}   "
