@@ -34,7 +34,7 @@ def _run(script, *args):
     return out.stdout
 
 
-def test_the_paired_throughput_run_times_both_sides_every_round(small_packed):
+def test_the_paired_throughput_run_times_every_side_every_round(small_packed):
     stdout = _run("stream_bench.py", small_packed, "--mode", "paired", "--steps", 25,
                   "--rounds", 2, "--threads", 1, "--batch-size", 64)
     result = json.loads(next(line for line in stdout.splitlines() if line.startswith("{")))
