@@ -214,6 +214,15 @@ def test_summary_medians_and_paired_ratios():
     assert s["contenders"]["gradfit:same"]["median_s_per_epoch"] == 0.75
     assert s["contenders"]["torch:same"]["median_s_per_epoch"] is None
     assert driver.summary_text(s).splitlines()[1].endswith("0.750")
+    # the accuracy after each epoch, over the runs that got there
+    recs[0]["accuracy"], recs[1]["accuracy"], recs[2]["accuracy"] = [0.9, 0.96], [0.94], [0.92, 0.98]
+    s = driver.summarize(recs, [("gradfit", "same"), ("torch", "same")], [0, 1, 2])
+    acc = s["contenders"]["gradfit:same"]["accuracy_after_epoch"]
+    assert acc[1] == pytest.approx([0.92, 0.02, 3]) and acc[2] == pytest.approx([0.97, 2 ** 0.5 / 100, 2])
+    assert s["contenders"]["torch:same"]["accuracy_after_epoch"] == {}
+    text = driver.summary_text(s)
+    assert "\n  gradfit:same        1: 0.9200 (0.0200, 3)   2: 0.9700 (0.0141, 2)\n" in text
+    assert "\n  torch:same          -\n" in text
 
 
 @pytest.mark.slow

@@ -126,6 +126,7 @@ def summarize(records, contenders, seeds) -> dict:
             "min_s": secs[0] if secs else None, "max_s": secs[-1] if secs else None,
             "median_epochs": statistics.median(r["epochs"] for r in rs) if rs else None,
             "median_s_per_epoch": _median_epoch_seconds(rs),
+            "accuracy_after_epoch": _accuracy_by_epoch(rs),
             "by_seed": {r["seed"]: r["seconds"] for r in rs},
         }
     ratios = {}
@@ -155,6 +156,18 @@ def _median_epoch_seconds(records):
     return statistics.median(spans) if spans else None
 
 
+def _accuracy_by_epoch(records):
+    """{epoch: [mean, standard deviation (None for one run), runs]} of the evaluation accuracy
+    after each epoch, over the runs that evaluated it (a run stops at the target, so later
+    epochs hold fewer runs): whether one framework needs more epochs than another, or luck."""
+    by = {}
+    for r in records:
+        for e, a in enumerate(r.get("accuracy") or [], 1):
+            by.setdefault(e, []).append(a)
+    return {e: [statistics.mean(v), statistics.stdev(v) if len(v) > 1 else None, len(v)]
+            for e, v in sorted(by.items())}
+
+
 def summary_text(s: dict) -> str:
     lines = [f"{'contender':<22}{'reached':>9}{'median s':>10}{'min':>8}{'max':>8}{'epochs':>8}"
              f"{'s/epoch':>9}"]
@@ -164,6 +177,11 @@ def summary_text(s: dict) -> str:
         lines.append(f"{name:<22}{r['reached']:>5}/{r['runs']:<3}{f(r['median_s']):>10}"
                      f"{f(r['min_s']):>8}{f(r['max_s']):>8}{f(r['median_epochs']):>8}"
                      f"{g(r.get('median_s_per_epoch')):>9}")
+    lines.append("mean accuracy after each epoch (standard deviation, runs):")
+    for name, r in s["contenders"].items():
+        cells = [f"{e}: {m:.4f} ({'-' if sd is None else f'{sd:.4f}'}, {n})"
+                 for e, (m, sd, n) in (r.get("accuracy_after_epoch") or {}).items()]
+        lines.append(f"  {name:<20}{'   '.join(cells) or '-'}")
     if s["ratios"]:
         lines.append("ratios of times (> 1: the contender after the slash is faster by that "
                      "factor): of the medians; median [range] of the same-seed ratios:")
