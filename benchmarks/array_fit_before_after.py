@@ -79,8 +79,7 @@ def main(argv=None):
     if args.worker:
         return worker(args.threads, args.repeats)
     rounds, load_before, load_after = before_after.alternate(
-        args.before, args.rounds, lambda checkout: before_after.worker(
-            __file__, checkout, ["--threads", args.threads, "--repeats", args.repeats]))
+        args.before, args.rounds, __file__, ["--threads", args.threads, "--repeats", args.repeats])
     print(f"\nbefore: {args.before}; after: this tree ({ROOT}); {args.threads} BLAS threads")
     print(before_after.load_line(load_before, load_after, args.rounds))
     print(f"\n{'samples/s (best of a worker)':<38}{'before: min  median   max':>30}"

@@ -1,12 +1,12 @@
 """The harness of the before/after benchmarks: one checkout of an older commit beside this tree,
 worker processes alternating between the two.
 
-``alternate(before, rounds, run)`` checks out the commit ``before`` with ``git worktree add
---detach`` into a temporary folder, calls ``run(checkout)`` for the old checkout and for this
+``alternate(before, rounds, script, args)`` checks out the commit ``before`` with ``git worktree
+add --detach`` into a temporary folder, runs one worker for the old checkout and one for this
 tree in every round, alternating which goes first (a drift of the machine then falls on both),
-and removes the worktree whatever happens. ``worker(script, checkout, args)`` is one such call:
-``python SCRIPT --worker ARGS`` with that checkout first on ``PYTHONPATH`` and as the working
-folder, so the worker imports that checkout's gradfit; its last stdout line is a JSON object.
+and removes the worktree whatever happens. A worker (`worker`) is ``python SCRIPT --worker
+ARGS`` with its checkout first on ``PYTHONPATH`` and as the working folder, so that it imports
+that checkout's gradfit; its last stdout line is a JSON object, its result.
 """
 import json
 import os
@@ -27,7 +27,7 @@ def worker(script, checkout, args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def alternate(before, rounds, run):
+def alternate(before, rounds, script, args):
     """({"before": [results], "after": [results]}, load average before, load average after)."""
     with tempfile.TemporaryDirectory(prefix="gradfit-before-") as tmp:
         old = Path(tmp) / "before"
@@ -39,7 +39,8 @@ def alternate(before, rounds, run):
             for r in range(rounds):
                 order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
                 for which in order:
-                    results[which].append(run(old if which == "before" else ROOT))
+                    results[which].append(worker(script, old if which == "before" else ROOT,
+                                                 args))
                 print(f"round {r + 1}/{rounds} done ({' then '.join(order)})", flush=True)
             load_after = os.getloadavg()
         finally:

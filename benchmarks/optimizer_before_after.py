@@ -92,9 +92,8 @@ def main(argv=None):
     if args.worker:
         return worker(args.threads, args.min_time, args.repeats)
     rounds, load_before, load_after = before_after.alternate(
-        args.before, args.rounds, lambda checkout: before_after.worker(
-            __file__, checkout, ["--threads", args.threads, "--min-time", args.min_time,
-                                 "--repeats", args.repeats]))
+        args.before, args.rounds, __file__,
+        ["--threads", args.threads, "--min-time", args.min_time, "--repeats", args.repeats])
     env = rounds["after"][0]["environment"]
     print(f"\nbefore: {args.before} ({rounds['before'][0]['gradfit']}); after: this tree ({ROOT})")
     print(f"threads {env['threads']} (numba {env['numba_threads']}, layer "

@@ -53,9 +53,8 @@ def main(argv=None):
     if args.worker:
         return worker(args.packed, args.batches, args.repeats)
     rounds, load_before, load_after = before_after.alternate(
-        args.before, args.rounds, lambda checkout: before_after.worker(
-            __file__, checkout, [os.path.abspath(args.packed), "--batches", args.batches,
-                                 "--repeats", args.repeats]))
+        args.before, args.rounds, __file__,
+        [os.path.abspath(args.packed), "--batches", args.batches, "--repeats", args.repeats])
     print(f"\nbefore: {args.before}; after: this tree; batch {BATCH}, full random order, "
           f"best of {args.repeats} x {args.batches} batches per worker")
     print(before_after.load_line(load_before, load_after, args.rounds))
